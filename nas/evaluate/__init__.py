@@ -1,0 +1,31 @@
+"""Evaluators: train on a data set, or look up a tabular benchmark (NAS-Bench-201)."""
+
+from nas.evaluate.base import METRIC_NAMES, EvalResult, Evaluator, TrialFailed
+from nas.evaluate.datasets import DataSplits, load_dataset
+from nas.evaluate.factory import make_evaluator, valid_dataset_names
+from nas.evaluate.model_metrics import count_flops, count_params, model_size_mb
+from nas.evaluate.nb201 import NB201Evaluator, NB201Table, nb201_arch_from_str, nb201_arch_str
+from nas.evaluate.trainer import TrainConfig, TrainResult, train
+from nas.evaluate.training import TrainEvaluator
+
+__all__ = [
+    "METRIC_NAMES",
+    "DataSplits",
+    "EvalResult",
+    "Evaluator",
+    "NB201Evaluator",
+    "NB201Table",
+    "TrainConfig",
+    "TrainEvaluator",
+    "TrainResult",
+    "TrialFailed",
+    "count_flops",
+    "count_params",
+    "load_dataset",
+    "make_evaluator",
+    "model_size_mb",
+    "nb201_arch_from_str",
+    "nb201_arch_str",
+    "train",
+    "valid_dataset_names",
+]
