@@ -1,0 +1,140 @@
+"""Objectives (`accuracy:max`) and constraints (`latency_ms<=5`): parsed once, used everywhere."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from nas.errors import SearchError
+
+# One vocabulary for metric names everywhere (CLI, store, dashboard, JSON output).
+KNOWN_METRICS = {
+    "accuracy": "max", "loss": "min", "test_accuracy": "max", "params": "min", "flops": "min",
+    "size_mb": "min", "latency_ms": "min", "train_seconds": "min", "pruned_accuracy": "max",
+    "sparsity": "max",
+}
+HIDDEN_METRICS = frozenset({"test_accuracy"})  # recorded, never shown to a searcher
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+
+
+def _check_name(name: str, text: str) -> str:
+    if not _NAME.match(name):
+        raise SearchError(f"{text!r}: metric names are identifiers such as accuracy, latency_ms")
+    if name in HIDDEN_METRICS:
+        raise SearchError(
+            f"{text!r}: {name} is the held-out test metric; searching on it leaks the test set. "
+            "Use accuracy (validation) instead"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric to maximise or minimise."""
+
+    name: str
+    direction: str  # "max" | "min"
+
+    @classmethod
+    def parse(cls, text: str | Objective) -> Objective:
+        """Return the objective written as `name:max`, `name:min`, or a bare known metric name."""
+        if isinstance(text, Objective):
+            return text
+        name, _, direction = str(text).strip().partition(":")
+        direction = direction or KNOWN_METRICS.get(name, "")
+        if direction not in ("max", "min"):
+            raise SearchError(
+                f"objective {text!r}: write name:max or name:min (e.g. accuracy:max, latency_ms:min)"
+            )
+        return cls(_check_name(name, str(text)), direction)
+
+    def sign(self) -> float:
+        """Return +1 for max and -1 for min: `sign() * value` is always 'higher is better'."""
+        return 1.0 if self.direction == "max" else -1.0
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.direction}"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A bound on a metric, e.g. `latency_ms<=5` or `params<=1e6`."""
+
+    name: str
+    op: str
+    bound: float
+
+    @classmethod
+    def parse(cls, text: str | Constraint) -> Constraint:
+        """Return the constraint written as `name<=value` (also >=, <, >)."""
+        if isinstance(text, Constraint):
+            return text
+        m = re.match(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$", str(text))
+        try:
+            bound = float(m.group(3)) if m else math.nan
+        except ValueError:
+            bound = math.nan
+        if not m or not math.isfinite(bound):
+            raise SearchError(
+                f"constraint {text!r}: write name<=number (also >=, <, >), e.g. latency_ms<=5"
+            )
+        return cls(_check_name(m.group(1), str(text)), m.group(2), bound)
+
+    def satisfied(self, metrics: Mapping[str, float]) -> bool | None:
+        """Return whether `metrics` meet the bound, or None if the metric is not known."""
+        v = metrics.get(self.name)
+        if v is None or not math.isfinite(v):
+            return None
+        return bool(_OPS[self.op](v, self.bound))
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.bound:g}"
+
+
+def parse_objectives(items: Iterable[str | Objective]) -> list[Objective]:
+    """Return parsed objectives; at least one, no metric twice."""
+    objs = [Objective.parse(t) for t in items]
+    if not objs:
+        raise SearchError("give at least one objective, e.g. accuracy:max")
+    names = [o.name for o in objs]
+    if len(set(names)) != len(names):
+        raise SearchError(f"objectives name a metric twice: {names}")
+    return objs
+
+
+def parse_constraints(items: Iterable[str | Constraint]) -> list[Constraint]:
+    """Return parsed constraints."""
+    return [Constraint.parse(t) for t in items]
+
+
+def feasible(metrics: Mapping[str, float], constraints: Sequence[Constraint]) -> bool:
+    """Return whether no constraint is known to be violated."""
+    return all(c.satisfied(metrics) is not False for c in constraints)
+
+
+def visible(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Return the metrics a searcher may see (the held-out test metrics removed)."""
+    return {k: v for k, v in metrics.items() if k not in HIDDEN_METRICS and not k.startswith("test_")}
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Return whether a Pareto-dominates b (both 'higher is better')."""
+    return all(x >= y for x, y in zip(a, b, strict=True)) and any(
+        x > y for x, y in zip(a, b, strict=True)
+    )
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Return the indices of the non-dominated points ('higher is better' in every coordinate)."""
+    # Sorted by descending coordinates, a point can only be dominated by one seen before it, and
+    # only the current front needs checking: O(n * front) rather than O(n^2).
+    order = sorted(range(len(points)), key=lambda i: tuple(-x for x in points[i]))
+    front: list[int] = []
+    for i in order:
+        if not any(dominates(points[j], points[i]) for j in front):
+            front.append(i)
+    return sorted(front)

@@ -1,0 +1,38 @@
+"""Searchers behind one ask/tell contract; `make_searcher(name, ...)` builds one by name."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+from nas.errors import SearchError
+from nas.search.base import Estimator, Observation, Searcher
+from nas.space import Space
+
+# name -> "module:Class"; imported lazily so that optional heavy dependencies load only when used.
+SEARCHERS: dict[str, str] = {
+    "random": "nas.search.random:RandomSearch",
+}
+
+
+def available() -> list[str]:
+    """Return the searcher names `make_searcher` accepts (plus optuna:<sampler> when registered)."""
+    return sorted(SEARCHERS)
+
+
+def make_searcher(name: str, space: Space, objectives: Sequence[str], *, seed: int = 0,
+                  constraints: Sequence[str] = (), estimate: Estimator | None = None,
+                  **settings: Any) -> Searcher:
+    """Return a new searcher by name (e.g. random, mcts, smbo, evolution, nsga2, optuna:tpe)."""
+    base, _, variant = name.partition(":")
+    if base not in SEARCHERS:
+        raise SearchError(f"unknown searcher {name!r}; valid: {', '.join(available())}")
+    module, _, cls_name = SEARCHERS[base].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    if variant:
+        settings = {"sampler": variant, **settings}
+    return cls(space, objectives, seed=seed, constraints=constraints, estimate=estimate, **settings)
+
+
+__all__ = ["Estimator", "Observation", "Searcher", "SEARCHERS", "available", "make_searcher"]

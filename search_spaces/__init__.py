@@ -1,0 +1,1 @@
+"""Ready-made search spaces; each module exposes `space(**kwargs) -> nas.space.Space`."""
