@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List  # noqa: UP035 - TorchScript needs typing.List
 
 import torch
 from torch import nn
