@@ -29,17 +29,19 @@ MAX_PATH_COLUMNS = 50_000
 MAX_STRUCTURAL_PATHS = 10_000
 
 
-def _key(value: Any) -> tuple[str, Any]:
-    # Strict matching as the walk does it: True is not 1, and 1.0 is not 1.
-    return (type(value).__name__, value)
+
+
+# One part on a path: (decision label, {option: op name or None}) for a choice between parts,
+# (None, op name or None) for a fixed part. None marks a zero op, which cuts the path.
+_Step = tuple[str | None, Any]
 
 
 @dataclass(frozen=True)
 class _Cell:
-    """One `S.graph` of the space: its name and its input-to-output paths as tuples of parts."""
+    """One `S.graph` of the space: its name and its input-to-output paths as tuples of steps."""
 
     name: str
-    paths: tuple[tuple[Node, ...], ...]
+    paths: tuple[tuple[_Step, ...], ...]
 
 
 class Encoder:
@@ -58,13 +60,13 @@ class Encoder:
     def _build(self) -> tuple:
         if self._layout is None:
             names: list[str] = []
-            onehot: dict[str, tuple[tuple, dict[tuple[str, Any], int]]] = {}
+            # (label, type, value) -> column: typed keys match strictly as the walk does (True is
+            # not 1, 1.0 is not 1), and one flat dict keeps the per-decision cost to one lookup.
+            onehot: dict[tuple[str, type, Any], int] = {}
             for label, options in self.space.decisions().items():
-                index = {}
                 for option in options:
-                    index[_key(option)] = len(names)
+                    onehot[(label, type(option), option)] = len(names)
                     names.append(f"{label}={option}")
-                onehot[label] = (options, index)
             cells: list[_Cell] = []
             path_index: dict[tuple[str, tuple[str, ...]], int] = {}
             if self.features == "onehot+paths":
@@ -93,7 +95,10 @@ class Encoder:
             raise SpaceError("Encoder.transform takes a sequence of architectures; wrap one in [arch]")
         names, onehot, cells, path_index = self._build()
         archs = list(archs)
-        out = np.zeros((len(archs), len(names)), dtype=np.float32)
+        # Gather (row, column) pairs in Python lists and write them in one numpy call: item-by-item
+        # writes into an array cost more than the lookups themselves.
+        rows: list[int] = []
+        cols: list[int] = []
         for row, arch in enumerate(archs):
             if not isinstance(arch, Mapping):
                 raise SpaceError(
@@ -101,28 +106,33 @@ class Encoder:
                     "(a mapping label -> value)"
                 )
             for label, value in arch.items():
-                out[row, _onehot_column(onehot, label, value)] = 1.0
+                try:
+                    col = onehot[(label, value.__class__, value)]
+                except (KeyError, TypeError):
+                    col = _bad_decision(self.space, label, value)
+                rows.append(row)
+                cols.append(col)
             for cell in cells:
                 for seq in _active_sequences(cell, arch):
-                    out[row, path_index[(cell.name, seq)]] += 1.0
+                    rows.append(row)
+                    cols.append(path_index[(cell.name, seq)])
+        out = np.zeros((len(archs), len(names)), dtype=np.float32)
+        np.add.at(out, (np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)), 1.0)
         return out
 
     def __repr__(self) -> str:
         return f"Encoder({self.space!r}, features={self.features!r})"
 
 
-def _onehot_column(onehot: Mapping, label: str, value: Any) -> int:
-    entry = onehot.get(label)
-    if entry is None:
+def _bad_decision(space: Space, label: str, value: Any) -> int:
+    """Raise the SpaceError that says why (label, value) has no column."""
+    decisions = space.decisions()
+    if label not in decisions:
         raise SpaceError(
             f"the architecture has decision '{label}', which this space does not have; it was made "
-            f"for another version of the space (decisions: {list(onehot)[:20]})"
+            f"for another version of the space (decisions: {list(decisions)[:20]})"
         )
-    options, index = entry
-    try:
-        return index[_key(value)]
-    except (KeyError, TypeError):
-        raise SpaceError(f"'{label}' = {value!r} is not among its options {list(options)}") from None
+    raise SpaceError(f"'{label}' = {value!r} is not among its options {list(decisions[label])}")
 
 
 # -- DAG paths --------------------------------------------------------------------------------
@@ -131,7 +141,8 @@ def _cells(space: Space) -> Iterator[_Cell]:
     for node in space._nodes():
         if isinstance(node, Graph):
             # Cells that share a name (one per repeat, say) share columns: their counts add up.
-            yield _Cell(node.hint, tuple(_structural_paths(node)))
+            paths = tuple(tuple(_step(n) for n in p) for p in _structural_paths(node))
+            yield _Cell(node.hint, paths)
 
 
 def _structural_paths(graph: Graph) -> list[tuple[Node, ...]]:
@@ -159,11 +170,18 @@ def _is_zero(node: Node) -> bool:
     return isinstance(node, Layer) and node.kind == "zero"
 
 
-def _tokens(node: Node) -> list[str]:
-    """Return the op names a part can show on a path (none for a part that is always zero)."""
+def _step(node: Node) -> _Step:
     if isinstance(node, BranchChoice):
-        return [str(k) for k, b in node.branches.items() if not _is_zero(b)]
-    return [] if _is_zero(node) else [node.hint]
+        return (node.path, {k: None if _is_zero(b) else str(k) for k, b in node.branches.items()})
+    return (None, None if _is_zero(node) else node.hint)
+
+
+def _tokens(step: _Step) -> list[str]:
+    """Return the op names a step can show on a path (none for a part that is always zero)."""
+    label, ops = step
+    if label is None:
+        return [] if ops is None else [ops]
+    return [t for t in ops.values() if t is not None]
 
 
 def _possible_sequences(cell: _Cell) -> Iterator[tuple[str, ...]]:
@@ -171,8 +189,8 @@ def _possible_sequences(cell: _Cell) -> Iterator[tuple[str, ...]]:
     total = 0
     for path in cell.paths:
         seqs: list[tuple[str, ...]] = [()]
-        for node in path:
-            seqs = [s + (t,) for s in seqs for t in _tokens(node)]
+        for step in path:
+            seqs = [s + (t,) for s in seqs for t in _tokens(step)]
         total += len(seqs)
         if total > MAX_PATH_COLUMNS:
             raise SpaceError(
@@ -183,20 +201,18 @@ def _possible_sequences(cell: _Cell) -> Iterator[tuple[str, ...]]:
 
 
 def _active_sequences(cell: _Cell, arch: Mapping[str, Any]) -> Iterator[tuple[str, ...]]:
-    """Yield the op sequence of every path that carries signal in `arch` (the cell must be active)."""
+    """Yield the op sequence of every path that carries signal in `arch` (none if the cell is unused)."""
     for path in cell.paths:
         seq = []
-        for node in path:
-            if isinstance(node, BranchChoice):
-                if node.path not in arch:  # the cell is not part of this architecture
-                    return
-                chosen = arch[node.path]
-                if _is_zero(node.branches[chosen]):
-                    break
-                seq.append(str(chosen))
-            elif _is_zero(node):
+        for label, ops in path:
+            if label is None:
+                op = ops
+            elif label in arch:
+                op = ops[arch[label]]
+            else:  # the cell is not part of this architecture
+                return
+            if op is None:
                 break
-            else:
-                seq.append(node.hint)
+            seq.append(op)
         else:
             yield tuple(seq)
