@@ -1,0 +1,163 @@
+"""Layer-adaptive weight pruning by dynamic programming, and its baselines, behind one entry point.
+
+The method follows "Efficient Joint Optimization of Layer-Adaptive Weight Pruning in Deep Neural
+Networks" (ICCV 2023): the logit distortion of pruning several layers is close to the sum of the
+distortions of pruning each alone, so per-layer rate-distortion curves and a dynamic programme
+over layers allocate a global weight budget. The budget is bucketed, so the table stays small.
+
+    result = prune(model, sparsity=0.9, method="dp", calib=x[:256])
+    dense = make_permanent(result.model)        # fold the masks before export
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.compress.pruning.allocate import (
+    dp_allocate,
+    dp_counts,
+    erk_counts,
+    global_counts,
+    lamp_counts,
+    uniform_counts,
+)
+from nas.compress.pruning.curves import (
+    AdditivityReport,
+    additivity,
+    additivity_report,
+    check_distortion,
+    distortion_curves,
+    ratio_grid,
+)
+from nas.compress.pruning.layers import (
+    apply_counts,
+    check_calib,
+    kept_counts,
+    make_permanent,
+    prunable_layers,
+)
+from nas.compress.pruning.result import PruneResult, sparsity_of
+from nas.compress.pruning.latency import LatencyTable, measure_channel_latency
+from nas.compress.pruning.structured import channel_groups, prune_channels
+from nas.errors import CompressionError
+
+METHODS = ("dp", "lamp", "global", "uniform", "erk")
+
+__all__ = [
+    "METHODS",
+    "AdditivityReport",
+    "LatencyTable",
+    "PruneResult",
+    "additivity",
+    "additivity_report",
+    "distortion_curves",
+    "dp_allocate",
+    "make_permanent",
+    "prune",
+    "channel_groups",
+    "measure_channel_latency",
+    "prune_channels",
+    "sparsity_of",
+]
+
+
+def _check_request(sparsity: float, method: str, rounds: int) -> None:
+    if method not in METHODS:
+        raise CompressionError(f"method {method!r} is unknown; valid methods: {list(METHODS)}")
+    if not isinstance(sparsity, (int, float)) or not 0.0 < float(sparsity) < 1.0:
+        raise CompressionError(
+            f"sparsity {sparsity!r} is out of range: it must lie strictly between 0 and 1 "
+            "(0 prunes nothing, 1 prunes every weight), e.g. 0.9"
+        )
+    if not isinstance(rounds, int) or rounds < 1:
+        raise CompressionError(f"rounds={rounds!r} must be a positive integer, e.g. 1 or 3")
+
+
+def _round_counts(method, layers, target, cap, curves, buckets) -> dict[str, int]:
+    sizes = {n: m.weight.numel() for n, m in layers.items()}
+    if method == "dp":
+        return dp_counts(curves, sizes, target, buckets=buckets, max_kept=cap)
+    if method == "uniform":
+        return uniform_counts(sizes, cap, target)
+    if method == "global":
+        return global_counts(layers, target)
+    if method == "lamp":
+        return lamp_counts(layers, target)
+    return erk_counts(layers, cap, target)
+
+
+def prune(
+    model: nn.Module,
+    *,
+    sparsity: float,
+    method: str = "dp",
+    calib: torch.Tensor,
+    grid_step: float = 0.01,
+    distortion: str = "mean",
+    buckets: int = 10000,
+    finetune: Callable[[nn.Module], None] | None = None,
+    rounds: int = 1,
+    curves: dict[str, np.ndarray] | None = None,
+    check_additivity: bool = False,
+    n_random: int = 20,
+    seed: int = 0,
+) -> PruneResult:
+    """Return a pruned copy of ``model`` (masks attached) at the target sparsity by ``method``.
+
+    ``rounds`` > 1 prunes iteratively, the same fraction of what remains each round, fine-tuning
+    after each if ``finetune`` is given; ``curves`` reuses distortion curves of the unpruned model
+    for the first round. The input model is not modified.
+    """
+    _check_request(sparsity, method, rounds)
+    check_distortion(distortion)
+    ratio_grid(grid_step)
+    work = copy.deepcopy(model)
+    layers = prunable_layers(work)
+    check_calib(work.eval(), calib)
+    total = sum(m.weight.numel() for m in layers.values())
+    solve = curve_time = 0.0
+    first_curves = None
+    for t in range(1, rounds + 1):
+        target = max(1, int(round((1.0 - sparsity) ** (t / rounds) * total)))
+        round_curves = curves if t == 1 else None
+        if method == "dp" and round_curves is None:
+            start = time.perf_counter()
+            round_curves = distortion_curves(work, calib, grid_step=grid_step, distortion=distortion)
+            curve_time += time.perf_counter() - start
+        if first_curves is None:
+            first_curves = round_curves
+        start = time.perf_counter()
+        counts = _round_counts(method, layers, target, kept_counts(layers), round_curves, buckets)
+        solve += time.perf_counter() - start
+        apply_counts(layers, counts)
+        if finetune is not None:
+            finetune(work)
+    work.eval()
+    achieved, kept, _ = sparsity_of(work)
+    sizes = {n: m.weight.numel() for n, m in layers.items()}
+    allocation = {n: 1.0 - c / sizes[n] for n, c in kept_counts(layers).items()}
+    result = PruneResult(
+        model=work,
+        allocation=allocation,
+        sparsity=achieved,
+        kept=kept,
+        total=total,
+        solve_seconds=solve,
+        method=method,
+        curves_seconds=curve_time,
+        curves=first_curves,
+    )
+    if check_additivity:
+        if first_curves is None:
+            first_curves = distortion_curves(model, calib, grid_step=grid_step, distortion=distortion)
+            result.curves = first_curves
+        result.additivity = additivity(
+            model, calib, first_curves, n_random=n_random, seed=seed, distortion=distortion
+        )
+    return result

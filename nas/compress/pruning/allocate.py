@@ -1,0 +1,182 @@
+"""Sparsity allocation across layers: the bucketed dynamic programme and the baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.compress.pruning.layers import effective_weight
+from nas.errors import CompressionError
+
+
+def dp_solve(
+    dists: Sequence[np.ndarray], costs: Sequence[np.ndarray], budget: float, buckets: int
+) -> list[int]:
+    """Return one choice index per layer minimising summed distortion with summed cost <= budget.
+
+    Costs are rounded UP to whole buckets of ``budget / buckets`` so that any solution is
+    feasible in exact units; the table is layers x (buckets + 1) small integers, never the
+    layers x weights table that needs gigabytes for ResNet-50.
+    """
+    if buckets < 1:
+        raise CompressionError(f"buckets={buckets} must be a positive integer, e.g. 10000")
+    unit = budget / buckets if budget > 0 else 1.0
+    value = np.full(buckets + 1, np.inf)
+    value[0] = 0.0
+    dtype = np.int16 if max(len(d) for d in dists) < 2**15 else np.int32
+    choice = np.zeros((len(dists), buckets + 1), dtype=dtype)
+    for i, (d, c) in enumerate(zip(dists, costs, strict=True)):
+        units = np.ceil(np.asarray(c, dtype=np.float64) / unit - 1e-9).astype(np.int64)
+        new = np.full(buckets + 1, np.inf)
+        for j in np.argsort(units, kind="stable"):
+            u = int(units[j])
+            if u > buckets:
+                break
+            cand = value[: buckets + 1 - u] + float(d[j])
+            seg = new[u:]
+            better = cand < seg
+            seg[better] = cand[better]
+            choice[i, u:][better] = j
+        value = new
+    if not np.isfinite(value).any():
+        need = sum(float(np.min(c)) for c in costs)
+        raise CompressionError(
+            f"budget {budget:g} is below the least any allocation costs ({need:g}); "
+            "raise the budget or allow smaller layers"
+        )
+    b = int(np.argmin(value))
+    picks = [0] * len(dists)
+    for i in range(len(dists) - 1, -1, -1):
+        j = int(choice[i, b])
+        picks[i] = j
+        unit_cost = np.ceil(float(costs[i][j]) / unit - 1e-9)
+        b -= int(unit_cost)
+    return picks
+
+
+def _grid_kept(size: int, grid: int, cap: int) -> np.ndarray:
+    ratios = np.linspace(0.0, 1.0, grid)
+    return np.minimum(size - np.rint(ratios * size).astype(np.int64), cap)
+
+
+def _refine(curves, kept_grid, picks, slack: int) -> list[int]:
+    # spend the weights the bucket rounding left unused, on the layers whose (piecewise
+    # linear) curve falls fastest per weight, so the target is met to the weight
+    idx, kept = list(picks), [int(kept_grid[i][j]) for i, j in enumerate(picks)]
+    while slack > 0:
+        best, best_slope = -1, np.inf
+        for i, j in enumerate(idx):
+            if j == 0:
+                continue
+            dk = int(kept_grid[i][j - 1] - kept_grid[i][j])
+            slope = (curves[i][j - 1] - curves[i][j]) / dk if dk > 0 else -np.inf
+            if slope < best_slope:
+                best, best_slope = i, slope
+        if best < 0:
+            break
+        step = int(kept_grid[best][idx[best] - 1] - kept_grid[best][idx[best]])
+        take = min(slack, step)
+        kept[best] += take
+        slack -= take
+        if take == step:
+            idx[best] -= 1
+    return kept
+
+
+def dp_counts(
+    curves: dict[str, np.ndarray],
+    sizes: dict[str, int],
+    target_kept: int,
+    *,
+    buckets: int = 10000,
+    max_kept: dict[str, int] | None = None,
+    refine: bool = True,
+) -> dict[str, int]:
+    """Return kept weights per layer minimising summed distortion with sum(kept) <= target."""
+    names = list(sizes)
+    missing = [n for n in names if n not in curves]
+    if missing:
+        raise CompressionError(f"no distortion curve for layers {missing}; have {sorted(curves)}")
+    cap = max_kept or sizes
+    kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
+    dists = [np.asarray(curves[n], dtype=np.float64) for n in names]
+    picks = dp_solve(dists, kept_grid, float(target_kept), buckets)
+    kept = [int(kept_grid[i][j]) for i, j in enumerate(picks)]
+    if refine:
+        kept = _refine(dists, kept_grid, picks, int(target_kept) - sum(kept))
+    return dict(zip(names, kept, strict=True))
+
+
+def dp_allocate(
+    curves: dict[str, np.ndarray],
+    sizes: dict[str, int],
+    target_kept: int,
+    *,
+    buckets: int = 10000,
+    refine: bool = True,
+) -> dict[str, float]:
+    """Return the pruning ratio per layer that minimises summed distortion under the kept target."""
+    counts = dp_counts(curves, sizes, target_kept, buckets=buckets, refine=refine)
+    return {n: 1.0 - counts[n] / sizes[n] for n in sizes}
+
+
+def uniform_counts(sizes: dict[str, int], cap: dict[str, int], target: int) -> dict[str, int]:
+    """Return kept weights per layer with every layer at the same density."""
+    frac = target / sum(sizes.values())
+    return {n: min(cap[n], int(round(frac * s))) for n, s in sizes.items()}
+
+
+def _top_scores(scores: dict[str, torch.Tensor], target: int) -> dict[str, int]:
+    names = list(scores)
+    flat = torch.cat([scores[n].flatten() for n in names])
+    owner = torch.cat([torch.full((scores[n].numel(),), i, dtype=torch.long) for i, n in enumerate(names)])
+    top = torch.topk(flat, min(target, flat.numel()), sorted=False).indices
+    counts = torch.bincount(owner[top], minlength=len(names))
+    return {n: int(counts[i]) for i, n in enumerate(names)}
+
+
+def global_counts(layers: dict[str, nn.Module], target: int) -> dict[str, int]:
+    """Return kept weights per layer from one magnitude threshold over all layers."""
+    return _top_scores({n: effective_weight(m).abs() for n, m in layers.items()}, target)
+
+
+def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
+    """Return LAMP scores: w_u^2 over the sum of w_v^2 of all weights at least as large."""
+    w2 = weight.detach().flatten().pow(2).double()
+    sorted_w2, order = torch.sort(w2)
+    tail = torch.flip(torch.cumsum(torch.flip(sorted_w2, [0]), 0), [0])
+    scores = torch.zeros_like(w2)
+    scores[order] = torch.where(tail > 0, sorted_w2 / tail.clamp_min(1e-300), 0.0)
+    return scores.view_as(weight)
+
+
+def lamp_counts(layers: dict[str, nn.Module], target: int) -> dict[str, int]:
+    """Return kept weights per layer from one threshold on LAMP scores (Lee et al., 2021)."""
+    return _top_scores({n: lamp_scores(effective_weight(m)) for n, m in layers.items()}, target)
+
+
+def erk_counts(layers: dict[str, nn.Module], cap: dict[str, int], target: int) -> dict[str, int]:
+    """Return kept weights per layer with Erdos-Renyi-Kernel densities scaled to the target."""
+    sizes = {n: m.weight.numel() for n, m in layers.items()}
+    erk = {n: sum(m.weight.shape) / sizes[n] for n, m in layers.items()}
+    dense: set[str] = set()
+    while True:
+        free = [n for n in sizes if n not in dense]
+        room = target - sum(cap[n] for n in dense)
+        denom = sum(erk[n] * sizes[n] for n in free)
+        eps = room / denom if denom > 0 else 0.0
+        full = {n for n in free if eps * erk[n] * sizes[n] >= cap[n]}
+        if not full:
+            break
+        dense |= full
+    want = {n: cap[n] if n in dense else eps * erk[n] * sizes[n] for n in sizes}
+    counts = {n: int(np.floor(v)) for n, v in want.items()}
+    # hand the rounding remainder to the largest fractional parts so the total is exact
+    rest = target - sum(counts.values())
+    for n in sorted(sizes, key=lambda n: counts[n] - want[n])[: max(rest, 0)]:
+        if counts[n] < cap[n]:
+            counts[n] += 1
+    return counts
