@@ -1,0 +1,15 @@
+"""The results database: studies, trials, learning curves, cached weights, latency measurements.
+
+    from nas.store import Store, StudySpec, TrialState, upgrade
+    store = Store.open("nas.db")          # a path means SQLite; any SQLAlchemy URL works
+
+A new database gets the schema on first use; an existing one at an older schema needs
+`upgrade(url)` (the CLI's `nas db upgrade`). NaN and infinite metric values are stored as the
+strings "NaN", "Infinity", "-Infinity" and come back as floats.
+"""
+
+from nas.store.db import upgrade
+from nas.store.records import StudyRecord, StudySpec, TrialRecord, TrialState
+from nas.store.store import Store
+
+__all__ = ["Store", "StudyRecord", "StudySpec", "TrialRecord", "TrialState", "upgrade"]
