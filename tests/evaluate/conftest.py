@@ -1,0 +1,36 @@
+"""Shared fixtures of the evaluator tests: one thread, the digits splits, a small CNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nas.evaluate import DataSplits, load_dataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two cores shared by several agents: one thread keeps timings sane and results exact.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def digits() -> DataSplits:
+    return load_dataset("digits", seed=0)
+
+
+def small_cnn(num_classes: int = 10) -> nn.Module:
+    """A hand-written CNN for 1x8x8 digits (reaches > 0.9 validation accuracy in 5 epochs)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, num_classes),
+    )
