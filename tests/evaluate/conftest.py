@@ -23,7 +23,7 @@ def digits() -> DataSplits:
     return load_dataset("digits", seed=0)
 
 
-def small_cnn(num_classes: int = 10) -> nn.Module:
+def _small_cnn(num_classes: int = 10) -> nn.Module:
     """A hand-written CNN for 1x8x8 digits (reaches > 0.9 validation accuracy in 5 epochs)."""
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1),
@@ -34,3 +34,9 @@ def small_cnn(num_classes: int = 10) -> nn.Module:
         nn.Flatten(),
         nn.Linear(32 * 4 * 4, num_classes),
     )
+
+
+@pytest.fixture(scope="session")
+def small_cnn():
+    """The factory of a small hand-written CNN for digits (a fixture: conftest is not importable)."""
+    return _small_cnn

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import small_cnn
 from torch import nn
 
 from nas.evaluate import count_flops, count_params, model_size_mb
 from nas.evaluate.model_metrics import LATENCY_UNAVAILABLE, measure_latency_ms
 
 
-def test_params_equal_a_hand_count():
+def test_params_equal_a_hand_count(small_cnn):
     model = small_cnn()
     by_hand = (16 * 1 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 16 * 10 + 10)
     assert count_params(model) == by_hand == 9930
@@ -25,7 +24,7 @@ def test_flops_of_a_linear_are_two_in_out():
     assert count_flops(nn.Linear(30, 7, bias=False), (30,)) == 2 * 30 * 7
 
 
-def test_flops_of_a_conv_net_and_mode_restored():
+def test_flops_of_a_conv_net_and_mode_restored(small_cnn):
     model = small_cnn().train()
     conv1 = 2 * 16 * 1 * 9 * 8 * 8
     conv2 = 2 * 32 * 16 * 9 * 8 * 8
@@ -46,7 +45,7 @@ def test_size_is_the_safetensors_bytes():
     assert model_size_mb(nn.Sequential(emb, head)) == pytest.approx(model_size_mb(emb), rel=0.01)
 
 
-def test_latency_through_the_hardware_package():
+def test_latency_through_the_hardware_package(small_cnn):
     try:
         ms = measure_latency_ms(small_cnn(), (1, 8, 8), batch_size=2, device="cpu")
     except ImportError as e:
@@ -56,7 +55,7 @@ def test_latency_through_the_hardware_package():
     assert isinstance(ms, float)
 
 
-def test_counts_follow_the_model_device():
+def test_counts_follow_the_model_device(small_cnn):
     model = small_cnn()
     if torch.cuda.is_available():
         model = model.cuda()

@@ -6,22 +6,27 @@ import time
 
 import pytest
 import torch
-from conftest import small_cnn
 from torch import nn
 
 from nas.errors import EvaluationError
 from nas.evaluate import TrainConfig, TrialFailed, train
 
 
-def _fresh(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return small_cnn()
+@pytest.fixture
+def fresh(small_cnn):
+    """Return a function making the small CNN with seeded initial weights."""
+
+    def make(seed: int = 0) -> nn.Module:
+        torch.manual_seed(seed)
+        return small_cnn()
+
+    return make
 
 
-def test_small_cnn_learns_digits_quickly(digits):
+def test_small_cnn_learns_digits_quickly(digits, small_cnn, fresh):
     seen: list[dict] = []
     start = time.perf_counter()
-    result = train(_fresh(), digits, TrainConfig(epochs=5), on_epoch=seen.append)
+    result = train(fresh(), digits, TrainConfig(epochs=5), on_epoch=seen.append)
     seconds = time.perf_counter() - start
     assert result.accuracy > 0.9, result.curve
     assert result.test_accuracy > 0.85
@@ -37,11 +42,11 @@ def test_small_cnn_learns_digits_quickly(digits):
     assert all(t.device.type == "cpu" for t in result.state_dict.values())
 
 
-def test_same_seed_same_curve_other_seed_other_curve(digits):
+def test_same_seed_same_curve_other_seed_other_curve(digits, fresh):
     config = TrainConfig(epochs=2, seed=7)
-    a = train(_fresh(), digits, config)
-    b = train(_fresh(), digits, config)
-    c = train(_fresh(), digits, TrainConfig(epochs=2, seed=8))
+    a = train(fresh(), digits, config)
+    b = train(fresh(), digits, config)
+    c = train(fresh(), digits, TrainConfig(epochs=2, seed=8))
     assert a.curve == b.curve
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     assert a.curve != c.curve
@@ -55,9 +60,9 @@ def test_training_leaves_the_callers_rng_alone(digits):
     assert torch.equal(before, torch.random.get_rng_state())
 
 
-def test_huge_learning_rate_fails_the_trial(digits):
+def test_huge_learning_rate_fails_the_trial(digits, fresh):
     with pytest.raises(TrialFailed, match=r"non-finite training loss at epoch 1, step \d+"):
-        train(_fresh(), digits, TrainConfig(epochs=3, lr=1e6))
+        train(fresh(), digits, TrainConfig(epochs=3, lr=1e6))
 
 
 class _NaNNet(nn.Module):
@@ -80,8 +85,8 @@ def test_nan_model_fails_at_the_first_step(digits):
     [dict(optimizer="adam", lr=1e-3, schedule="constant"),
      dict(optimizer="adamw", lr=1e-3, label_smoothing=0.1)],
 )
-def test_other_optimizers_and_schedules_train(digits, settings):
-    result = train(_fresh(), digits, TrainConfig(epochs=2, **settings))
+def test_other_optimizers_and_schedules_train(digits, settings, fresh):
+    result = train(fresh(), digits, TrainConfig(epochs=2, **settings))
     assert result.accuracy > 0.5
 
 
@@ -100,14 +105,14 @@ def test_bad_config_is_a_user_error(settings, pattern):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error message")
-def test_cuda_without_gpu_is_a_clear_error(digits):
+def test_cuda_without_gpu_is_a_clear_error(digits, fresh):
     with pytest.raises(EvaluationError, match="no CUDA GPU"):
-        train(_fresh(), digits, TrainConfig(epochs=1, device="cuda"))
+        train(fresh(), digits, TrainConfig(epochs=1, device="cuda"))
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_trains_on_cuda(digits):
-    result = train(_fresh(), digits, TrainConfig(epochs=3, device="cuda"))
+def test_trains_on_cuda(digits, fresh):
+    result = train(fresh(), digits, TrainConfig(epochs=3, device="cuda"))
     assert result.accuracy > 0.85
     assert all(t.device.type == "cpu" for t in result.state_dict.values())

@@ -8,7 +8,6 @@ import warnings
 
 import pytest
 import torch
-from conftest import small_cnn
 
 from nas.errors import EvaluationError
 from nas.evaluate import (
@@ -31,7 +30,7 @@ def test_construction_does_no_work():
         ev.input_shape()
 
 
-def test_evaluate_gives_every_metric_and_is_seeded():
+def test_evaluate_gives_every_metric_and_is_seeded(small_cnn):
     ev = TrainEvaluator("digits", config=TrainConfig(epochs=2), latency_batch=4)
     assert ev.input_shape() == (1, 8, 8) and ev.num_classes() == 10
     epochs: list[dict] = []
@@ -56,13 +55,13 @@ def test_evaluate_gives_every_metric_and_is_seeded():
     assert json.dumps(a.metrics) and json.dumps(a.curve) and json.dumps(a.extra)
 
 
-def test_diverging_trial_raises_trial_failed():
+def test_diverging_trial_raises_trial_failed(small_cnn):
     ev = TrainEvaluator("digits", config=TrainConfig(epochs=1, lr=1e6), measure_latency=False)
     with pytest.raises(TrialFailed):
         ev.evaluate(small_cnn, {}, seed=0)
 
 
-def test_factory_maps_names(tmp_path):
+def test_factory_maps_names(tmp_path, small_cnn):
     assert isinstance(make_evaluator("digits"), TrainEvaluator)
     config = TrainConfig(epochs=1)
     ev = make_evaluator("fashion-mnist", data_dir=str(tmp_path), config=config, max_train=10)
@@ -83,7 +82,7 @@ def test_factory_maps_names(tmp_path):
         make_evaluator("mnist")
 
 
-def test_evaluate_leaves_the_global_rng_alone():
+def test_evaluate_leaves_the_global_rng_alone(small_cnn):
     ev = TrainEvaluator("digits", config=TrainConfig(epochs=1), measure_latency=False)
     torch.manual_seed(1)
     before = torch.random.get_rng_state()
