@@ -61,7 +61,7 @@ def compile_node(node: Node, ctx: Resolver, shape: Shape, where: str) -> Built:
 def _(node: Layer, ctx: Resolver, shape: Shape, where: str) -> Built:
     args = node.resolved(ctx)
     if node.factory is not None:
-        return user_op(node.factory, args, shape, where)
+        return user_op(node.factory, args, shape, where, node.shape_memo)
     return MAKERS[node.kind](args, shape, where)
 
 

@@ -129,9 +129,9 @@ def _same_shape(cls: type) -> Maker:
     return lambda a, shape, where: (cls(), shape)
 
 
-def user_op(factory: Callable[..., Any], a: dict[str, Any], shape: Shape, where: str
-            ) -> tuple[nn.Module, Shape]:
-    """Build a user's op and find its output shape by one forward pass on the meta device."""
+def user_op(factory: Callable[..., Any], a: dict[str, Any], shape: Shape, where: str,
+            memo: dict[str, Shape] | None = None) -> tuple[nn.Module, Shape]:
+    """Return a user's op and its output shape (one forward pass on the meta device, or `memo`)."""
     kwargs = dict(a)
     if "in_shape" in inspect.signature(factory).parameters:
         kwargs["in_shape"] = shape
@@ -142,6 +142,9 @@ def user_op(factory: Callable[..., Any], a: dict[str, Any], shape: Shape, where:
         raise SpaceError(f"at '{where}': op {name}({kwargs}) raised {type(e).__name__}: {e}") from e
     if not isinstance(module, nn.Module):
         raise SpaceError(f"at '{where}': op {name} returned {type(module).__name__}, not an nn.Module")
+    key = repr((sorted(a.items()), shape))  # a factory is a pure function of its arguments
+    if memo is not None and key in memo:
+        return module, memo[key]
     meta = {k: v.to("meta") for k, v in [*module.named_parameters(), *module.named_buffers()]}
     try:
         out = torch.func.functional_call(module, meta, (torch.empty((1, *shape), device="meta"),))
@@ -149,6 +152,8 @@ def user_op(factory: Callable[..., Any], a: dict[str, Any], shape: Shape, where:
         raise SpaceError(
             f"at '{where}': op {name} does not accept input shape {shape}: {type(e).__name__}: {e}"
         ) from e
+    if memo is not None:
+        memo[key] = tuple(out.shape[1:])
     return module, tuple(out.shape[1:])
 
 

@@ -90,6 +90,9 @@ class Layer(Node):
         self.args = dict(args)
         self.factory = factory
         self.hint = getattr(factory, "__name__", "op") if factory else SHORT_NAMES.get(kind, kind)
+        # Output shapes of a user op found so far, by (arguments, input shape): finding one costs a
+        # forward pass on the meta device (~20 ms with a batch norm), and a cell reuses the same node.
+        self.shape_memo: dict[str, tuple[int, ...]] = {}
 
     def expand(self, ctx: Resolver) -> list[Node]:
         for v in self.args.values():

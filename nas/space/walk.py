@@ -181,6 +181,9 @@ class Counter:
         relevant: set[str] = set()
         for n in nodes:
             relevant |= self.reach(n)
+        if relevant <= vals.keys() | {choice.path}:
+            # nothing after this decision is open (e.g. the copies of a shared cell): one each
+            return len(choice.keys)
         state = frozenset((k, repr(v)) for k, v in vals.items() if k in relevant)
         key = (tuple(map(id, nodes)), state)
         if key not in self._memo:
