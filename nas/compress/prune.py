@@ -35,15 +35,16 @@ from nas.compress.pruning.curves import (
     distortion_curves,
     ratio_grid,
 )
+from nas.compress.pruning.latency import LatencyTable, measure_channel_latency
 from nas.compress.pruning.layers import (
     apply_counts,
     check_calib,
+    detach_masked,
     kept_counts,
     make_permanent,
     prunable_layers,
 )
 from nas.compress.pruning.result import PruneResult, sparsity_of
-from nas.compress.pruning.latency import LatencyTable, measure_channel_latency
 from nas.compress.pruning.structured import channel_groups, prune_channels
 from nas.errors import CompressionError
 
@@ -117,7 +118,7 @@ def prune(
     _check_request(sparsity, method, rounds)
     check_distortion(distortion)
     ratio_grid(grid_step)
-    work = copy.deepcopy(model)
+    work = copy.deepcopy(detach_masked(model))
     layers = prunable_layers(work)
     check_calib(work.eval(), calib)
     total = sum(m.weight.numel() for m in layers.values())

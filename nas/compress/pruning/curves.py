@@ -10,7 +10,12 @@ import torch
 from scipy import stats
 from torch import nn
 
-from nas.compress.pruning.layers import check_calib, make_permanent, prunable_layers
+from nas.compress.pruning.layers import (
+    check_calib,
+    detach_masked,
+    make_permanent,
+    prunable_layers,
+)
 from nas.compress.pruning.tail import TailRunner, per_sample_distortion, reduce_distortion
 from nas.errors import CompressionError
 
@@ -32,7 +37,7 @@ def check_distortion(distortion: str) -> None:
 
 def _frozen(model: nn.Module) -> nn.Module:
     # a mask-free copy in eval mode: curves must not see dropout, batch statistics or prune hooks
-    return make_permanent(copy.deepcopy(model)).eval()
+    return make_permanent(copy.deepcopy(detach_masked(model))).eval()
 
 
 def masked_variant(weight: torch.Tensor, order: torch.Tensor, pruned: int) -> torch.Tensor:

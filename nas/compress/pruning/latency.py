@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.compress.pruning.layers import make_permanent
+from nas.compress.pruning.layers import detach_masked, make_permanent
 from nas.compress.pruning.structured import ChannelGroup, channel_groups, shrink
 
 
@@ -68,7 +68,7 @@ def measure_channel_latency(
     repeats: int = 15,
 ) -> LatencyTable:
     """Return a latency table measured on this machine for each channel group of ``model``."""
-    base = make_permanent(copy.deepcopy(model)).eval()
+    base = make_permanent(copy.deepcopy(detach_masked(model))).eval()
     groups = channel_groups(base)
     configs: list[tuple[str, int]] = []
     for g in groups:

@@ -57,6 +57,19 @@ def apply_counts(layers: dict[str, nn.Module], counts: dict[str, int]) -> None:
             tprune.custom_from_mask(module, "weight", mask)
 
 
+def detach_masked(model: nn.Module) -> nn.Module:
+    """Return ``model`` with each masked weight recomputed without autograd history.
+
+    After a backward pass the pruning hook leaves ``weight`` as a non-leaf tensor, which
+    ``copy.deepcopy`` refuses; the hook recomputes it on the next forward anyway.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "weight_orig") and hasattr(module, "weight_mask"):
+                module.weight = module.weight_orig * module.weight_mask
+    return model
+
+
 def make_permanent(model: nn.Module) -> nn.Module:
     """Return ``model`` with every pruning mask folded into its weights (zeros stay zero)."""
     for module in model.modules():

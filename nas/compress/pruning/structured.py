@@ -24,7 +24,12 @@ from torch import fx, nn
 
 from nas.compress.pruning.allocate import dp_solve
 from nas.compress.pruning.curves import check_distortion
-from nas.compress.pruning.layers import check_calib, make_permanent, prunable_layers
+from nas.compress.pruning.layers import (
+    check_calib,
+    detach_masked,
+    make_permanent,
+    prunable_layers,
+)
 from nas.compress.pruning.result import PruneResult
 from nas.compress.pruning.tail import TailRunner
 from nas.errors import CompressionError
@@ -239,7 +244,7 @@ def prune_channels(
     check_distortion(distortion)
     if not 0 < grid_step <= 0.5:
         raise CompressionError(f"grid_step {grid_step!r} must lie in (0, 0.5], e.g. 0.05")
-    work = make_permanent(copy.deepcopy(model)).eval()
+    work = make_permanent(copy.deepcopy(detach_masked(model))).eval()
     check_calib(work, calib)
     groups = channel_groups(work)
     if not groups:
