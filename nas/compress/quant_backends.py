@@ -32,13 +32,13 @@ INT8_WEIGHT_MODES = ("pc-sym", "pc-asym", "pt-sym", "pt-asym")
 # inputs: quantized when every input comes from an int8 region, fp32 otherwise, so an fp32 layer
 # never sees an activation that was needlessly rounded to int8 by a pooling op in between.
 _FOLLOW_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity, nn.Flatten, nn.Dropout,
+    nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity, nn.Dropout,
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.BatchNorm2d, nn.BatchNorm3d,
 )
 _FOLLOW_FUNCTIONS = {
-    F.relu, torch.relu, F.relu6, F.hardtanh, F.dropout, torch.flatten,
+    F.relu, F.relu6, F.hardtanh, F.dropout, torch.flatten,
     F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
     F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
     operator.add, torch.add, torch.cat,
@@ -107,14 +107,15 @@ class FxInt8Backend:
         with quiet_ao(), torch.no_grad():
             float_model = copy.deepcopy(model).eval()
             try:
-                # Fusing first (conv+bn folded, +relu) flattens the graph, so every functional op
-                # sits in the root scope and can be given a qconfig by its order there.
-                fused = fuse_fx(float_model)
+                traced = torch.fx.symbolic_trace(float_model)
             except Exception as exc:  # torch.fx raises many types for untraceable code
                 raise CompressionError(
                     f"backend {self.name!r} needs a model torch.fx can trace symbolically; "
                     f"tracing {type(model).__name__} failed: {exc}. Use backend='cast' or make "
                     "forward free of data-dependent Python control flow") from exc
+            # Fusing (conv+bn folded, +relu) also flattens the graph, so every functional op
+            # sits in the root scope and can be given a qconfig by its order there.
+            fused = fuse_fx(_normalize(traced))
             mapping = self._qconfig_mapping(fused, policy)
             prepared = prepare_fx(fused, mapping, example_inputs=(example_input,))
             for batch in calib:
@@ -201,6 +202,25 @@ class FxInt8Backend:
         if node.op == "call_function":
             return node.target in _FOLLOW_FUNCTIONS or node.target in _TRANSPARENT_FUNCTIONS
         return node.op == "call_method" and node.target in _TRANSPARENT_METHODS
+
+
+def _normalize(traced: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Rewrite spellings torch's FX flow has no int8 pattern for into equivalent ones it has
+    (``torch.relu`` -> ``F.relu``, ``x.flatten()`` / ``nn.Flatten`` -> ``torch.flatten``);
+    otherwise each would cost a dequantize/quantize pair inside an int8 region."""
+    modules = dict(traced.named_modules())
+    for node in list(traced.graph.nodes):
+        if node.op == "call_function" and node.target is torch.relu:
+            node.target = F.relu
+        elif node.op == "call_method" and node.target == "flatten":
+            node.op, node.target = "call_function", torch.flatten
+        elif node.op == "call_module" and type(modules[str(node.target)]) is nn.Flatten:
+            flatten = modules[str(node.target)]
+            node.op, node.target = "call_function", torch.flatten
+            node.args = (node.args[0], flatten.start_dim, flatten.end_dim)
+    traced.graph.lint()
+    traced.recompile()
+    return traced
 
 
 class CastBackend:

@@ -148,6 +148,8 @@ def _calibration_batches(calib: torch.Tensor | Iterable[torch.Tensor], calib_sam
             raise CompressionError(
                 f"calib yielded a {type(batch).__name__}; expected tensors or (x, y) pairs")
         batch = batch[: calib_samples - seen]
+        if len(batch) == 0:  # an empty batch would reach the observers as NaN ranges
+            continue
         batches.append(batch)
         seen += len(batch)
         if seen >= calib_samples:
