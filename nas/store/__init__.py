@@ -6,6 +6,9 @@
 A new database gets the schema on first use; an existing one at an older schema needs
 `upgrade(url)` (the CLI's `nas db upgrade`). NaN and infinite metric values are stored as the
 strings "NaN", "Infinity", "-Infinity" and come back as floats.
+
+A Store may be handed to other processes: it pickles as its URL and reopens there, and a forked
+child drops the connections it inherited and opens its own.
 """
 
 from nas.store.db import upgrade

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from nas.errors import StoreError
-from nas.store.codec import metric_value, to_json
-from nas.store.records import StudySpec
+from nas.store.codec import metric_value, metrics_to_json, to_json
+from nas.store.records import StudySpec, TrialState
 
 MEASUREMENT_REQUIRED = ("device_id", "kind", "batch_size", "median_ms")
 MEASUREMENT_OPTIONAL = ("config", "iqr_ms", "repeats", "device", "created_at")
@@ -113,3 +113,48 @@ def measurement_columns(row: Any, i: int, now: datetime) -> dict[str, Any]:
         "device": to_json(dict(row.get("device") or {}), f"{where}: device"),
         "created_at": row.get("created_at") or now,
     }
+
+
+def finish_values(
+    trial_id: int, state: Any, metrics: Any, predicted: Any, error: Any, extra: Any
+) -> dict[str, Any]:
+    """Return the columns that finish a trial, validated (metrics JSON-ready)."""
+    try:
+        state = TrialState(state)
+    except ValueError as exc:
+        raise StoreError(
+            f"state {state!r} for trial id {trial_id} is not one of COMPLETE, FAILED, PRUNED"
+        ) from exc
+    if state is TrialState.RUNNING:
+        raise StoreError(f"finish_trial({trial_id}) needs COMPLETE, FAILED or PRUNED, not RUNNING")
+    encoded = metrics_to_json(metrics, f"metrics of trial id {trial_id}")
+    names = [text(p, "predicted metric name") for p in (predicted or [])]
+    unknown = [p for p in names if p not in encoded]
+    if unknown:
+        raise StoreError(
+            f"predicted metrics {unknown} of trial id {trial_id} are not among its metrics "
+            f"{sorted(encoded)}"
+        )
+    if error is not None and not isinstance(error, str):
+        raise StoreError(f"error of trial id {trial_id} must be a string, not {error!r}")
+    return {
+        "state": state.value, "metrics": encoded, "predicted": names, "error": error,
+        "extra": to_json(dict(extra or {}), f"extra of trial id {trial_id}"),
+    }
+
+
+def curve_rows(trial_id: int, curve: list[dict] | None) -> list[dict[str, Any]]:
+    """Return the `curves` rows of a learning curve; a point's epoch defaults to its index."""
+    rows, seen = [], set()
+    for i, point in enumerate(curve or []):
+        if not isinstance(point, dict):
+            raise StoreError(f"curve point {i} of trial id {trial_id} must be a dict")
+        values = {k: v for k, v in point.items() if k != "epoch"}
+        epoch = integer(point.get("epoch", i), f"curve point {i}: epoch", 0)
+        if epoch in seen:
+            raise StoreError(f"curve of trial id {trial_id} repeats epoch {epoch}")
+        seen.add(epoch)
+        where = f"curve point {i} of trial id {trial_id}"
+        rows.append({"trial_id": trial_id, "epoch": epoch,
+                     "values": metrics_to_json(values, where)})
+    return rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,18 @@ BUSY_TIMEOUT_S = 30.0
 _PG_MIGRATION_LOCK = 0x6E6173  # "nas"
 # Execution option that makes a SQLite transaction take the write lock when it begins.
 WRITE = "nas_write"
+# Engines of this process. A forked child (multiprocessing's default on Linux) must not use
+# the connections it inherited, which belong to the parent: it drops them from its pools and
+# opens its own. This is the one piece of module state, and it only holds weak references.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def normalize_url(url: str | os.PathLike[str]) -> str:
@@ -94,15 +107,18 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     kwargs: dict[str, Any] = {"json_serializer": dumps}
     try:
         if u.get_backend_name() == "sqlite":
-            return _sqlite_engine(url, readonly, kwargs)
-        if readonly and u.get_backend_name() == "postgresql":
-            kwargs["execution_options"] = {"postgresql_readonly": True}
-        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+            engine = _sqlite_engine(url, readonly, kwargs)
+        else:
+            if readonly and u.get_backend_name() == "postgresql":
+                kwargs["execution_options"] = {"postgresql_readonly": True}
+            engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
     except (NoSuchModuleError, ArgumentError) as exc:
         raise StoreError(
             f"cannot use database URL {shown(url)}: {exc}; "
             "use a path (nas.db), sqlite:///path or postgresql+psycopg://user@host/db"
         ) from exc
+    _ENGINES.add(engine)
+    return engine
 
 
 def _sqlite_engine(url: str, readonly: bool, kwargs: dict[str, Any]) -> Engine:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from nas.errors import StoreError
 from nas.store import checks
-from nas.store.codec import metrics_from_json, metrics_to_json, to_json
+from nas.store.codec import metrics_from_json
 from nas.store.db import WRITE, explain, normalize_url, open_engine, shown
 from nas.store.records import StudyRecord, StudySpec, TrialRecord, TrialState
 from nas.store.schema import Architecture, Curve, Measurement, Study, Trial, Weights, utcnow
@@ -74,6 +74,11 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __reduce__(self) -> tuple[Any, tuple[str, bool]]:
+        # A Store travels to worker processes (spawn, Dask) as its URL and reopens there:
+        # connections never cross a process boundary.
+        return _reopen, (self.url, self.readonly)
 
     def __repr__(self) -> str:
         return f"Store({shown(self.url)!r}{', readonly=True' if self.readonly else ''})"
@@ -246,8 +251,8 @@ class Store:
         curve: list[dict] | None = None, extra: dict | None = None,
     ) -> TrialRecord:
         """Return the trial after recording how it ended, with its metrics and curve."""
-        values = self._finish_values(trial_id, state, metrics, predicted, error, extra)
-        rows = self._curve_rows(trial_id, curve)
+        values = checks.finish_values(trial_id, state, metrics, predicted, error, extra)
+        rows = checks.curve_rows(trial_id, curve)
 
         def finish(s: Session) -> TrialRecord:
             trial = s.scalar(sa.select(Trial).where(Trial.id == trial_id).with_for_update())
@@ -268,49 +273,6 @@ class Store:
             return self._trial_record(trial, self._arch_of(s, trial))
 
         return self._write(finish)
-
-    @staticmethod
-    def _finish_values(
-        trial_id: int, state: Any, metrics: Any, predicted: Any, error: Any, extra: Any
-    ) -> dict[str, Any]:
-        try:
-            state = TrialState(state)
-        except ValueError as exc:
-            raise StoreError(
-                f"state {state!r} for trial id {trial_id} is not one of COMPLETE, FAILED, PRUNED"
-            ) from exc
-        if state is TrialState.RUNNING:
-            raise StoreError(f"finish_trial({trial_id}) needs COMPLETE, FAILED or PRUNED, not RUNNING")
-        encoded = metrics_to_json(metrics, f"metrics of trial id {trial_id}")
-        names = [checks.text(p, "predicted metric name") for p in (predicted or [])]
-        unknown = [p for p in names if p not in encoded]
-        if unknown:
-            raise StoreError(
-                f"predicted metrics {unknown} of trial id {trial_id} are not among its metrics "
-                f"{sorted(encoded)}"
-            )
-        if error is not None and not isinstance(error, str):
-            raise StoreError(f"error of trial id {trial_id} must be a string, not {error!r}")
-        return {
-            "state": state.value, "metrics": encoded, "predicted": names, "error": error,
-            "extra": to_json(dict(extra or {}), f"extra of trial id {trial_id}"),
-        }
-
-    @staticmethod
-    def _curve_rows(trial_id: int, curve: list[dict] | None) -> list[dict[str, Any]]:
-        rows, seen = [], set()
-        for i, point in enumerate(curve or []):
-            if not isinstance(point, dict):
-                raise StoreError(f"curve point {i} of trial id {trial_id} must be a dict")
-            values = {k: v for k, v in point.items() if k != "epoch"}
-            epoch = checks.integer(point.get("epoch", i), f"curve point {i}: epoch", 0)
-            if epoch in seen:
-                raise StoreError(f"curve of trial id {trial_id} repeats epoch {epoch}")
-            seen.add(epoch)
-            where = f"curve point {i} of trial id {trial_id}"
-            rows.append({"trial_id": trial_id, "epoch": epoch,
-                         "values": metrics_to_json(values, where)})
-        return rows
 
     @staticmethod
     def _arch_of(s: Session, trial: Trial) -> Any:
@@ -457,3 +419,8 @@ class Store:
         return self._read(
             lambda s: [{f: getattr(m, f) for f in _MEASUREMENT_FIELDS} for m in s.scalars(query)]
         )
+
+
+def _reopen(url: str, readonly: bool) -> Store:
+    """Return Store.open(url) in this process (the unpickling side of Store.__reduce__)."""
+    return Store.open(url, readonly=readonly)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 from collections.abc import Iterator
 from datetime import UTC
 
@@ -285,3 +286,14 @@ def test_reopen_and_readonly(store_url: str) -> None:
             reader.put_weights("fp", "a", "k", b"")
     with Store.open(store_url) as again:
         assert again.start_trial(study.id, *arch(32)).number == 1
+
+
+def test_store_pickles_as_its_url(store: Store) -> None:
+    study = store.create_study(make_spec())
+    copy = pickle.loads(pickle.dumps(store))
+    try:
+        assert copy is not store and copy.url == store.url and not copy.readonly
+        assert copy.start_trial(study.id, *arch(16)).number == 0
+        assert store.start_trial(study.id, *arch(32)).number == 1
+    finally:
+        copy.close()
