@@ -101,9 +101,9 @@ class Store:
                         f"gave up writing to {shown(self.url)} after {ATTEMPTS} conflicts with "
                         f"other writers: {str(exc.orig).splitlines()[0]}"
                     ) from exc
-                # jitter keeps colliding writers from retrying in lock step (not seeded: it
-                # changes no result, only timing)
-                time.sleep(random.uniform(0, min(0.01 * 2**attempt, 1.0)))
+                # Jitter keeps colliding writers from retrying in lock step. A private generator:
+                # drawing from the global one would shift the streams of seeded user code.
+                time.sleep(random.Random().uniform(0, min(0.01 * 2**attempt, 1.0)))
         raise AssertionError("unreachable")
 
     def _read(self, fn: Callable[[Session], T]) -> T:
