@@ -89,7 +89,8 @@ class Layer(Node):
         self.kind = kind
         self.args = dict(args)
         self.factory = factory
-        self.hint = getattr(factory, "__name__", "op") if factory else SHORT_NAMES.get(kind, kind)
+        name = getattr(factory, "__name__", "op") if factory else SHORT_NAMES.get(kind, kind)
+        self.hint = "op" if name == "<lambda>" else name
         # Output shapes of a user op found so far, by (arguments, input shape): finding one costs a
         # forward pass on the meta device (~20 ms with a batch norm), and a cell reuses the same node.
         self.shape_memo: dict[str, tuple[int, ...]] = {}

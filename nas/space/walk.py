@@ -62,26 +62,31 @@ class _Frame:
             frame = frame.parent
 
 
-def walk(root: Node, chooser: Chooser) -> dict[str, Any]:
-    """Return the decisions (label -> value, in walk order) made by `chooser` for one architecture."""
-    values: dict[str, Any] = {}
-    ctx = Resolver(values)
-    stack = [_Frame(root, None)]
+def _advance(stack: list[_Frame], ctx: Resolver) -> Decision | None:
+    """Expand `stack` in place until a decision is open (returned) or the walk is done (None)."""
     try:
         while stack:
             frame = stack[-1]
             try:
                 children = frame.node.expand(ctx)
             except NeedDecision as need:
-                decision = Decision(need.choice.path, need.choice.keys)
-                values[decision.label] = match_option(decision, chooser(decision))
-                continue
+                return Decision(need.choice.path, need.choice.keys)
             stack.pop()
             for child in reversed(children):
                 frame.check_not_ancestor(child)
                 stack.append(_Frame(child, frame))
     except RecursionError as e:
         raise SpaceError("the space contains a cycle: a builder function calls itself") from e
+    return None
+
+
+def walk(root: Node, chooser: Chooser) -> dict[str, Any]:
+    """Return the decisions (label -> value, in walk order) made by `chooser` for one architecture."""
+    values: dict[str, Any] = {}
+    ctx = Resolver(values)
+    stack = [_Frame(root, None)]
+    while (decision := _advance(stack, ctx)) is not None:
+        values[decision.label] = match_option(decision, chooser(decision))
     return values
 
 
@@ -127,14 +132,19 @@ def next_decision(root: Node, partial: Mapping[str, Any]) -> Decision | None:
 
 def iter_assignments(root: Node) -> Iterator[dict[str, Any]]:
     """Yield every architecture of the space (depth-first); only for spaces small enough to list."""
-    todo: list[dict[str, Any]] = [{}]
+    # Depth first over walk states: a branch resumes from a copy of its parent's stack instead of
+    # walking again from the root (the frames themselves are never mutated, so copies share them).
+    todo: list[tuple[list[_Frame], Resolver]] = [([_Frame(root, None)], Resolver({}))]
     while todo:
-        partial = todo.pop()
-        d = next_decision(root, partial)
+        stack, ctx = todo.pop()
+        d = _advance(stack, ctx)
         if d is None:
-            yield walk(root, replay(partial))
+            yield dict(ctx.values)
             continue
-        todo.extend({**partial, d.label: o} for o in reversed(d.options))
+        for o in reversed(d.options):
+            branch = Resolver({**ctx.values, d.label: o})
+            branch.options = dict(ctx.options)
+            todo.append((list(stack), branch))
 
 
 class Counter:
@@ -165,6 +175,8 @@ class Counter:
 
     def count(self, stack: tuple[Node, ...] | None = None, values: Mapping[str, Any] = {}) -> int:
         """Return the number of distinct completions of a walk state (default: the whole space)."""
+        if stack is None:
+            self.reach(self.root)  # a cycle would otherwise expand forever
         nodes = list(stack) if stack is not None else [self.root]
         vals = dict(values)
         ctx = Resolver(vals)
