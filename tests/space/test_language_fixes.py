@@ -66,3 +66,12 @@ def test_size_with_a_shared_cell_matches_enumeration() -> None:
             listed = list(sp.architectures())
             assert len({x.id for x in listed}) == len(listed)
             assert sp.size() == len(listed) == 6 * (3 if tail else 1)
+
+
+def test_enumeration_resumes_branches_and_keeps_walk_order() -> None:
+    sp = _shared_cell_space(2, tail=True)
+    listed = list(sp.architectures())
+    # depth first, options in their given order; each listed architecture is one `walk` gives
+    assert [dict(a) for a in listed] == [dict(sp.validate(a)) for a in listed]
+    assert listed[0] == S.Architecture({"a": "id", "b": "id", "tail": False})
+    assert listed[-1] == S.Architecture({"a": "zero", "b": "gelu", "tail": True, "n": 2})
