@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
+import sqlalchemy as sa
 
 from nas.errors import StoreError
 from nas.store import Store, StudyRecord, StudySpec, TrialRecord, TrialState
@@ -284,6 +285,10 @@ def test_reopen_and_readonly(store_url: str) -> None:
             reader.start_trial(study.id, *arch(32))
         with pytest.raises(StoreError, match="read-only"):
             reader.put_weights("fp", "a", "k", b"")
+        # and the connection itself refuses writes (what the dashboard relies on)
+        with pytest.raises(sa.exc.DBAPIError, match="(?i)read-only|readonly"):
+            with reader._engine.begin() as conn:  # noqa: SLF001
+                conn.execute(sa.text("DELETE FROM trials"))
     with Store.open(store_url) as again:
         assert again.start_trial(study.id, *arch(32)).number == 1
 
