@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -93,6 +94,43 @@ def _round_counts(method, layers, target, cap, curves, buckets) -> dict[str, int
     return erk_counts(layers, cap, target)
 
 
+@dataclass
+class _Rounds:
+    """The pruning schedule: each round keeps the same fraction of what the last one left."""
+
+    method: str
+    sparsity: float
+    rounds: int
+    calib: torch.Tensor
+    grid_step: float
+    distortion: str
+    buckets: int
+    finetune: Callable[[nn.Module], None] | None
+
+    def run(self, work, layers, total, curves) -> tuple[float, float, dict | None]:
+        """Return (allocation seconds, curve seconds, first round's curves) after pruning work."""
+        solve = curve_time = 0.0
+        first = None
+        for t in range(1, self.rounds + 1):
+            target = max(1, int(round((1.0 - self.sparsity) ** (t / self.rounds) * total)))
+            round_curves = curves if t == 1 else None
+            if self.method == "dp" and round_curves is None:
+                start = time.perf_counter()
+                round_curves = distortion_curves(
+                    work, self.calib, grid_step=self.grid_step, distortion=self.distortion
+                )
+                curve_time += time.perf_counter() - start
+            first = round_curves if first is None else first
+            start = time.perf_counter()
+            cap = kept_counts(layers)
+            counts = _round_counts(self.method, layers, target, cap, round_curves, self.buckets)
+            solve += time.perf_counter() - start
+            apply_counts(layers, counts)
+            if self.finetune is not None:
+                self.finetune(work)
+        return solve, curve_time, first
+
+
 def prune(
     model: nn.Module,
     *,
@@ -122,23 +160,8 @@ def prune(
     layers = prunable_layers(work)
     check_calib(work.eval(), calib)
     total = sum(m.weight.numel() for m in layers.values())
-    solve = curve_time = 0.0
-    first_curves = None
-    for t in range(1, rounds + 1):
-        target = max(1, int(round((1.0 - sparsity) ** (t / rounds) * total)))
-        round_curves = curves if t == 1 else None
-        if method == "dp" and round_curves is None:
-            start = time.perf_counter()
-            round_curves = distortion_curves(work, calib, grid_step=grid_step, distortion=distortion)
-            curve_time += time.perf_counter() - start
-        if first_curves is None:
-            first_curves = round_curves
-        start = time.perf_counter()
-        counts = _round_counts(method, layers, target, kept_counts(layers), round_curves, buckets)
-        solve += time.perf_counter() - start
-        apply_counts(layers, counts)
-        if finetune is not None:
-            finetune(work)
+    plan = _Rounds(method, sparsity, rounds, calib, grid_step, distortion, buckets, finetune)
+    solve, curve_time, first_curves = plan.run(work, layers, total, curves)
     work.eval()
     achieved, kept, _ = sparsity_of(work)
     sizes = {n: m.weight.numel() for n, m in layers.items()}

@@ -132,7 +132,7 @@ def uniform_counts(sizes: dict[str, int], cap: dict[str, int], target: int) -> d
 def _top_scores(scores: dict[str, torch.Tensor], target: int) -> dict[str, int]:
     names = list(scores)
     flat = torch.cat([scores[n].flatten() for n in names])
-    owner = torch.cat([torch.full((scores[n].numel(),), i, dtype=torch.long) for i, n in enumerate(names)])
+    owner = torch.cat([torch.full((scores[n].numel(),), i, device=flat.device) for i, n in enumerate(names)])
     top = torch.topk(flat, min(target, flat.numel()), sorted=False).indices
     counts = torch.bincount(owner[top], minlength=len(names))
     return {n: int(counts[i]) for i, n in enumerate(names)}

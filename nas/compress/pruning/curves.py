@@ -72,7 +72,7 @@ def distortion_curves(
         n_zero = int((mags == 0).sum())
         todo = sorted({int(c) for c in counts if c > n_zero})
         variants = [masked_variant(w, order, c) for c in todo]
-        values = runner.distortions(name, variants, distortion).numpy().astype(np.float64)
+        values = runner.distortions(name, variants, distortion).cpu().numpy().astype(np.float64)
         by_count = dict(zip(todo, values, strict=True))
         curves[name] = np.array([by_count.get(int(c), 0.0) for c in counts])
     return curves

@@ -169,7 +169,7 @@ def _group_curves(work, groups, order, grid_step, min_channels, calib, distortio
         ks = _choices(g.channels, grid_step, min_channels)
         w = modules[g.consumer].weight
         variants = [_zero_columns(w, g.channels, order[g.name][k:]) for k in ks]
-        curves[g.name] = runner.distortions(g.consumer, variants, distortion).numpy()
+        curves[g.name] = runner.distortions(g.consumer, variants, distortion).cpu().numpy()
         choices[g.name] = ks
     return curves, choices
 
@@ -216,6 +216,25 @@ def _uniform_pick(choices, costs, budget) -> list[int]:
     return [0] * len(names)
 
 
+def _solve(method, curves, choices, latency_fn, budget: float, buckets: int) -> list[int]:
+    # costs are shifted so each group's cheapest width is free: the DP's buckets then span
+    # only the latency that the allocation can actually trade
+    names = list(choices)
+    lat = {n: np.array([float(latency_fn(n, k)) for k in choices[n]]) for n in names}
+    floor = {n: float(lat[n].min()) for n in names}
+    least = sum(floor.values())
+    if budget < least - 1e-9:
+        raise CompressionError(
+            f"latency_budget_ms - base_ms leaves {budget:.4g} ms for the prunable groups, below the "
+            f"fastest they can reach ({least:.4g} ms predicted, at the narrowest widths); "
+            "ask for more latency or lower min_channels"
+        )
+    costs = {n: lat[n] - floor[n] for n in names}
+    if method == "dp":
+        return dp_solve([curves[n] for n in names], [costs[n] for n in names], budget - least, buckets)
+    return _uniform_pick(choices, costs, budget - least)
+
+
 def _weights(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in prunable_layers(model).values())
 
@@ -260,20 +279,7 @@ def prune_channels(
     curve_time = time.perf_counter() - start
     start = time.perf_counter()
     names = [g.name for g in groups]
-    lat = {n: np.array([float(latency_fn(n, k)) for k in choices[n]]) for n in names}
-    floor = {n: float(lat[n].min()) for n in names}
-    least = base_ms + sum(floor.values())
-    if latency_budget_ms < least - 1e-9:
-        raise CompressionError(
-            f"latency_budget_ms={latency_budget_ms:g} is below the fastest model channel pruning "
-            f"can reach ({least:.4g} ms predicted, at min_channels={min_channels}); ask for more"
-        )
-    costs = {n: lat[n] - floor[n] for n in names}
-    budget = latency_budget_ms - least
-    if method == "dp":
-        picks = dp_solve([curves[n] for n in names], [costs[n] for n in names], budget, buckets)
-    else:
-        picks = _uniform_pick(choices, costs, budget)
+    picks = _solve(method, curves, choices, latency_fn, latency_budget_ms - base_ms, buckets)
     solve = time.perf_counter() - start
     kept = {n: choices[n][j] for n, j in zip(names, picks, strict=True)}
     total = _weights(work)
