@@ -10,10 +10,12 @@ from nas.compress.prune import (  # noqa: F401  (pruning: public API)
     prune_channels,
 )
 from nas.compress.quantize import (  # noqa: F401  (quantization: public API)
+    QuantBackend,
     apply_policy,
     default_backend,
     int8_layers,
     layer_precisions,
+    make_backend,
     policy_options,
     quantizable_layers,
     serialized_size_mb,

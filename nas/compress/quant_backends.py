@@ -36,13 +36,18 @@ _FOLLOW_MODULES: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.BatchNorm2d, nn.BatchNorm3d,
+    # what fuse_fx turns a BatchNorm followed by a ReLU into
+    torch.ao.nn.intrinsic.BNReLU2d, torch.ao.nn.intrinsic.BNReLU3d,
 )
 _FOLLOW_FUNCTIONS = {
     F.relu, F.relu6, F.hardtanh, F.dropout, torch.flatten,
     F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
     F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-    operator.add, torch.add, torch.cat,
+    operator.add, torch.add, operator.mul, torch.mul, torch.cat, torch.mean,
 }
+# Tensor methods FX has no int8 pattern for, and the function each one means.
+_METHOD_AS_FUNCTION = {"flatten": torch.flatten, "mul": operator.mul, "add": operator.add,
+                       "mean": torch.mean}
 # Metadata and shape steps: they neither break nor need a qconfig; they only carry the region on.
 _TRANSPARENT_FUNCTIONS = {getattr, operator.getitem}
 _TRANSPARENT_METHODS = {
@@ -206,14 +211,17 @@ class FxInt8Backend:
 
 def _normalize(traced: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """Rewrite spellings torch's FX flow has no int8 pattern for into equivalent ones it has
-    (``torch.relu`` -> ``F.relu``, ``x.flatten()`` / ``nn.Flatten`` -> ``torch.flatten``);
-    otherwise each would cost a dequantize/quantize pair inside an int8 region."""
+    (``torch.relu`` -> ``F.relu``, ``x.flatten()`` / ``nn.Flatten`` -> ``torch.flatten``,
+    ``x.mul(s)`` -> ``x * s``, ``x.mean(d)`` -> ``torch.mean(x, d)``); otherwise each would cost
+    a dequantize/quantize pair inside an int8 region."""
     modules = dict(traced.named_modules())
     for node in list(traced.graph.nodes):
         if node.op == "call_function" and node.target is torch.relu:
             node.target = F.relu
-        elif node.op == "call_method" and node.target == "flatten":
-            node.op, node.target = "call_function", torch.flatten
+        elif node.op == "call_method" and node.target in _METHOD_AS_FUNCTION:
+            if node.target in ("mul", "add") and (node.kwargs or len(node.args) != 2):
+                continue  # x.add(y, alpha=2) has no operator spelling
+            node.op, node.target = "call_function", _METHOD_AS_FUNCTION[node.target]
         elif node.op == "call_module" and type(modules[str(node.target)]) is nn.Flatten:
             flatten = modules[str(node.target)]
             node.op, node.target = "call_function", torch.flatten

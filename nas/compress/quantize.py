@@ -36,6 +36,7 @@ __all__ = [
     "default_backend",
     "int8_layers",
     "layer_precisions",
+    "make_backend",
     "policy_options",
     "quantizable_layers",
     "serialized_size_mb",
@@ -83,16 +84,20 @@ def policy_options(backend: str = "fx-x86") -> list[str]:
 
 
 def apply_policy(model: nn.Module, policy: Mapping[str, str], *, example_input: torch.Tensor,
-                 calib: torch.Tensor | Iterable[torch.Tensor], backend: str = "fx-x86",
+                 calib: torch.Tensor | Iterable[torch.Tensor],
+                 backend: str | QuantBackend = "fx-x86",
                  calib_samples: int = 256, calib_batch_size: int = 64) -> nn.Module:
     """Return a new model running each layer at the precision `policy` gives it.
 
     `calib` is a tensor of inputs (split into batches of `calib_batch_size`) or an iterable of
     batches (tensors, or ``(x, y)`` pairs as a DataLoader yields); at most `calib_samples` samples
-    are used. conv+bn(+relu) are fused before quantization. An all-``fp32`` policy returns an
-    unchanged eval-mode copy. `model` itself is never modified.
+    are used (the ``cast`` backend needs none). conv+bn(+relu) are fused before quantization. An
+    all-``fp32`` policy returns an unchanged eval-mode copy. `model` itself is never modified.
+    `backend` is a name (see `make_backend`) or any object satisfying `QuantBackend`.
+    An int8 model runs its kernels under ``torch.backends.quantized.engine``, which is left set
+    to the backend's engine.
     """
-    qbackend = make_backend(backend)
+    qbackend = make_backend(backend) if isinstance(backend, str) else backend
     specs = _parse_policy(model, policy, qbackend)
     if all(s.precision == "fp32" for s in specs.values()):
         return _float_copy(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from nas.compress import (
     default_backend,
     int8_layers,
     layer_precisions,
+    make_backend,
     policy_options,
     quantizable_layers,
 )
@@ -184,6 +186,10 @@ def test_cast_backend_casts_exactly_the_named_layers(trained, digits):
     assert out.dtype == torch.float32
     assert not torch.equal(out, ref)  # the casts really happened
     assert float((out - ref).abs().max()) < 0.05 * float(ref.abs().max())
+    # a backend object works as well as its name
+    again = quantize(trained, policy, digits, backend=make_backend("cast"))
+    with torch.no_grad():
+        assert torch.equal(again(xva), out)
 
 
 def test_options_and_default_backend():
@@ -248,3 +254,45 @@ def test_untraceable_models_fail_clearly_on_fx_and_work_with_cast():
     cast = apply_policy(model, {"a": "bf16", "b": "fp32"}, example_input=x[:1], calib=x,
                         backend="cast")
     assert layer_precisions(cast) == {"a": "bf16", "b": "fp32"}
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.c = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.a(x))
+        y = x + self.b(x)
+        z = y + self.c(y)
+        return self.fc(z.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize(("c", "int8_adds", "float_adds"), [("int8", 2, 0), ("fp32", 1, 1)])
+def test_an_add_is_int8_exactly_when_both_inputs_are(digits, c, int8_adds, float_adds):
+    torch.manual_seed(0)
+    model = Residual().eval()
+    qmodel = quantize(model, {"a": "int8", "b": "int8", "c": c, "fc": "int8"}, digits)
+    targets = [n.target for n in qmodel.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.quantized.add) == int8_adds
+    assert targets.count(operator.add) == float_adds
+    assert int8_layers(qmodel) == ["a", "b", "fc"] if c == "fp32" else ["a", "b", "c", "fc"]
+    x = digits[2][:64]
+    with torch.no_grad():
+        ref, out = model(x), qmodel(x)
+    assert float((out - ref).abs().max()) < 0.1 * float(ref.abs().max())
+
+
+def test_a_model_built_from_a_project_space_quantizes_end_to_end():
+    from search_spaces import resnet
+
+    space = resnet.space()
+    model = space.build(space.sample(0)).eval()
+    x = torch.randn(16, *space.input_shape, generator=torch.Generator().manual_seed(0))
+    layers = quantizable_layers(model)
+    qmodel = apply_policy(model, dict.fromkeys(layers, "int8"), example_input=x[:1], calib=x)
+    assert int8_layers(qmodel) == layers
+    assert _transitions(qmodel)[1] == 1  # one int8 region: residual adds and pooling stay int8
