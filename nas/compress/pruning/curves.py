@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from rich.progress import track
 from scipy import stats
 from torch import nn
 
@@ -54,8 +55,13 @@ def distortion_curves(
     grid_step: float = 0.01,
     distortion: str = "mean",
     max_batch: int = 256,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Return, per prunable layer, the logit distortion of pruning it alone at each grid ratio."""
+    """Return, per prunable layer, the logit distortion of pruning it alone at each grid ratio.
+
+    ``max_batch`` bounds the samples one batched tail pass runs (variants x calibration batch);
+    ``progress`` shows a rich progress bar over the layers (the step that dominates the cost).
+    """
     check_distortion(distortion)
     ratios = ratio_grid(grid_step)
     work = _frozen(model)
@@ -63,7 +69,10 @@ def distortion_curves(
     check_calib(work, calib)
     runner = TailRunner(work, calib, max_batch=max_batch)
     curves = {}
-    for name, module in layers.items():
+    items = list(layers.items())
+    if progress:
+        items = track(items, description="distortion curves")
+    for name, module in items:
         w = module.weight.detach()
         mags = w.abs().flatten()
         order = torch.argsort(mags, stable=True)
