@@ -1,0 +1,116 @@
+"""`nas search`: run or resume a study, with a live progress view."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nas.cli.common import DB_HELP, console, fmt, metric_columns, trials_table
+from nas.errors import NasError
+from nas.evaluate import TrainConfig, make_evaluator
+from nas.loading import load_space_and_args, parse_kv
+from nas.objectives import parse_constraints, parse_objectives
+from nas.run import Progress as LoopProgress
+from nas.run import search
+
+EXAMPLE = """Examples:
+
+  nas search search_spaces.convnet:space --dataset digits --budget 20 --epochs 8
+
+  nas search my_space.py:space --space-arg width=32 --searcher random --objective accuracy:max
+      --constraint params<=50000 --workers 2 --db results.db --study mine
+
+  nas search search_spaces.nb201:space --dataset nb201-cifar10 --budget 100
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search", help="Search a space for the best architectures.\n\n" + EXAMPLE)(search_command)
+
+
+def search_command(
+    space: Annotated[str, typer.Argument(help="path/to/file.py:function or package.module:function")],
+    space_arg: Annotated[list[str], typer.Option(help="argument of the space function, key=value")] = [],
+    dataset: Annotated[str, typer.Option(help="digits | fashion-mnist | cifar10 | nb201-cifar10 | "
+                                               "nb201-cifar100 | nb201-imagenet16-120 | file.py:fn")] = "digits",
+    data_dir: Annotated[str | None, typer.Option(help="folder of the data set (or the NB201 table)")] = None,
+    searcher: Annotated[str, typer.Option(help="random (more arrive with the searchers)")] = "random",
+    searcher_arg: Annotated[list[str], typer.Option(help="searcher setting, key=value")] = [],
+    budget: Annotated[int, typer.Option(help="number of architectures to evaluate")] = 20,
+    epochs: Annotated[int, typer.Option(help="training epochs per architecture")] = 10,
+    batch_size: Annotated[int, typer.Option(help="training batch size")] = 64,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 0.05,
+    optimizer: Annotated[str, typer.Option(help="sgd | adam | adamw")] = "sgd",
+    max_train: Annotated[int | None, typer.Option(help="subsample the training set")] = None,
+    objective: Annotated[list[str], typer.Option(help="metric:max|min, repeatable")] = ["accuracy:max"],
+    constraint: Annotated[list[str], typer.Option(help="bound such as params<=1e6, repeatable")] = [],
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
+    study: Annotated[str | None, typer.Option(help="study name (default: space-searcher-seed)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the searcher and of training")] = 0,
+    workers: Annotated[int, typer.Option(help="worker processes evaluating in parallel")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an existing study")] = False,
+) -> None:
+    objectives = [str(o) for o in parse_objectives(objective)]
+    constraints = [str(c) for c in parse_constraints(constraint)]
+    is_table = dataset.lower().startswith("nb201-")
+    config = None if is_table else TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                                                 optimizer=optimizer, seed=seed, device=device)
+    extra = {} if is_table or max_train is None else {"max_train": max_train}
+    evaluator = make_evaluator(dataset, data_dir=data_dir, config=config, **extra)
+    defaults = {"num_classes": evaluator.num_classes(), "input_shape": evaluator.input_shape()}
+    sp, space_args = load_space_and_args(space, parse_kv(space_arg, "--space-arg"), defaults)
+    name = study or f"{sp.name or space.rpartition(':')[2]}-{searcher}-{seed}"
+    console.print(f"[bold]study[/bold] {name}: {space} ({sp.size():,} architectures), {searcher}, "
+                  f"budget {budget}, {', '.join(objectives)}, data {dataset}, db {db}")
+    with _progress_view(budget) as update:
+        result = search(sp, evaluator=evaluator, searcher=searcher, objectives=objectives,
+                        constraints=constraints, budget=budget, storage=db, study=name, seed=seed,
+                        workers=workers, resume=resume, searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
+                        space_ref=space, space_args=space_args, on_progress=update)
+    _report(result, db)
+
+
+class _progress_view:  # noqa: N801 - used as a context manager
+    """A rich progress bar showing trials done, best so far, Pareto front size and ETA."""
+
+    def __init__(self, budget: int) -> None:
+        self.bar = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+                            console=console, transient=False)
+        self.task = self.bar.add_task("search", total=budget, status="")
+
+    def __enter__(self):
+        self.bar.start()
+        return self.update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def update(self, p: LoopProgress) -> None:
+        best = p.best[0].metrics if p.best else {}
+        shown = ", ".join(f"{k} {fmt(v)}" for k, v in list(best.items())[:1])
+        status = f"best {shown or '-'}" + (f" | front {len(p.best)}" if len(p.best) > 1 else "")
+        if p.last is not None and str(p.last.state) == "FAILED":
+            status += f" | trial {p.last.number} failed"
+        self.bar.update(self.task, completed=p.done, status=status)
+
+
+def _report(result, db: str) -> None:
+    best = result.best()
+    if not best:
+        raise NasError(f"study '{result.study.name}' has no completed feasible trial; see nas trials "
+                       f"{result.study.name} --db {db}")
+    title = "best architecture" if len(best) == 1 else f"Pareto front ({len(best)} architectures)"
+    console.print(trials_table(best, metric_columns(result.study, result.trials), title))
+    failed = sum(str(t.state) == "FAILED" for t in result.trials)
+    if failed or result.n_skipped:
+        console.print(f"{failed} trial(s) failed; {result.n_skipped} candidate(s) skipped as infeasible")
+    n = best[0].number
+    console.print(f"\nlook closer:  nas show {result.study.name} {n} --db {db}\n"
+                  f"export it:    nas export {result.study.name} {n} --format torchscript "
+                  f"--out model.pt --db {db}\n"
+                  f"all trials:   nas trials {result.study.name} --db {db}\n"
+                  f"dashboard:    nas dashboard --db {db}")

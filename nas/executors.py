@@ -1,0 +1,131 @@
+"""Where trials run: inline in this process, or in a pool of worker processes.
+
+A worker gets the architecture as JSON and the space as its reference (`module:function` and
+arguments), because spaces hold user functions that do not travel between processes; each worker
+rebuilds a space once. Results come back as plain data; only the main process writes the store.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.errors import NasError, SearchError
+from nas.evaluate import Evaluator, TrialFailed
+from nas.space import Architecture, Space
+
+
+@dataclass(frozen=True)
+class Job:
+    """One architecture to evaluate."""
+
+    arch_json: str
+    evaluator: Evaluator
+    seed: int
+
+
+@dataclass
+class JobResult:
+    """What came back: metrics and friends, or the error that failed the trial."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    predicted: list[str] = field(default_factory=list)
+    curve: list[dict] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    weights: bytes | None = None  # trained weights as safetensors bytes
+    error: str | None = None
+    pid: int = 0
+
+
+def run_job(space: Space, job: Job) -> JobResult:
+    """Return the result of evaluating one architecture; a failure becomes an error text, not a raise."""
+    arch = Architecture.from_json(job.arch_json)
+    try:
+        result = job.evaluator.evaluate(lambda: space.build(arch), arch, seed=job.seed)
+    except TrialFailed as e:
+        return JobResult(error=str(e), pid=os.getpid())
+    except (NasError, RuntimeError, ValueError, TypeError, MemoryError, ArithmeticError) as e:
+        # A user op with a shape bug, an out-of-memory: this trial fails, the search goes on.
+        tail = traceback.format_exception_only(type(e), e)[-1].strip()
+        return JobResult(error=tail, pid=os.getpid())
+    return JobResult(metrics=dict(result.metrics), predicted=list(result.predicted),
+                     curve=list(result.curve), extra=dict(result.extra),
+                     weights=_weights_bytes(result.state_dict), pid=os.getpid())
+
+
+def _weights_bytes(state_dict: Mapping[str, Any] | None) -> bytes | None:
+    if not state_dict:
+        return None
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    return save(tensors) if tensors else None
+
+
+class InlineExecutor:
+    """Runs each job at once in this process (the default: simplest, and best for one core)."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+
+    def submit(self, job: Job) -> Future:
+        fut: Future = Future()
+        fut.set_result(run_job(self.space, job))
+        return fut
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _run_in_worker(space_ref: str, args_json: str, fingerprint: str, job: Job) -> JobResult:
+    import torch
+
+    from nas.loading import cached_space
+
+    torch.set_num_threads(1)  # one core per worker: N workers must not fight over N cores
+    space = cached_space(space_ref, args_json)
+    if space.fingerprint != fingerprint:
+        return JobResult(error=f"the worker built {space_ref} differently from the main process "
+                               f"(fingerprint {space.fingerprint} != {fingerprint})", pid=os.getpid())
+    return run_job(space, job)
+
+
+class ProcessExecutor:
+    """Runs jobs in a pool of spawned worker processes."""
+
+    def __init__(self, workers: int, space: Space, space_ref: str, space_args: Mapping[str, Any]) -> None:
+        # spawn, not fork: forking a process that has started torch's thread pools can deadlock
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        self.space_ref, self.args_json = space_ref, json.dumps(dict(space_args), sort_keys=True)
+        self.fingerprint = space.fingerprint
+
+    def submit(self, job: Job) -> Future:
+        return self.pool.submit(_run_in_worker, self.space_ref, self.args_json, self.fingerprint, job)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(workers: int, space: Space, space_ref: str, space_args: Mapping[str, Any]
+                  ) -> InlineExecutor | ProcessExecutor:
+    """Return the executor for `workers` (1: inline; more: processes, which need `space_ref`)."""
+    if workers < 1:
+        raise SearchError(f"workers={workers}: give 1 (inline) or more worker processes")
+    if workers == 1:
+        return InlineExecutor(space)
+    if not space_ref:
+        raise SearchError(
+            "workers > 1 needs the space as a reference ('path/file.py:function' or 'module:function') "
+            "so that each worker process can rebuild it"
+        )
+    return ProcessExecutor(workers, space, space_ref, space_args)
+
+
+__all__ = ["InlineExecutor", "Job", "JobResult", "ProcessExecutor", "make_executor", "run_job"]

@@ -1,0 +1,101 @@
+"""Find a user's space from a reference: `path/to/file.py:function` or `package.module:function`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from nas.errors import NasError
+from nas.space import Space
+
+
+class LoadError(NasError):
+    """A space reference or its arguments cannot be resolved."""
+
+
+def parse_kv(items: list[str] | tuple[str, ...], what: str) -> dict[str, Any]:
+    """Return {key: value} from `key=value` strings; values are read as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise LoadError(f"{what} {item!r}: write key=value, e.g. {what} num_classes=10")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _import_function(ref: str) -> Any:
+    target, sep, name = ref.rpartition(":")
+    if not sep or not target or not name:
+        raise LoadError(f"space {ref!r}: write path/to/file.py:function or package.module:function")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise LoadError(f"space {ref!r}: the file {target} does not exist")
+        mod_name = f"nas_user_space_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module  # dataclasses and pickling look modules up by name
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            raise LoadError(f"space {ref!r}: importing {target} raised {type(e).__name__}: {e}") from e
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as e:
+            raise LoadError(f"space {ref!r}: cannot import module {target!r} ({e})") from e
+    if not hasattr(module, name):
+        found = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
+        raise LoadError(f"space {ref!r}: {target} has no function {name!r} (functions: {found})")
+    return getattr(module, name)
+
+
+def load_space(ref: str, args: Mapping[str, Any] | None = None,
+               defaults: Mapping[str, Any] | None = None) -> Space:
+    """Return the Space made by the referenced function with `args` (and `defaults` it accepts)."""
+    return load_space_and_args(ref, args, defaults)[0]
+
+
+def load_space_and_args(ref: str, args: Mapping[str, Any] | None = None,
+                        defaults: Mapping[str, Any] | None = None) -> tuple[Space, dict[str, Any]]:
+    """Return the Space and the exact keyword arguments it was made with (for worker processes)."""
+    fn = _import_function(ref)
+    if isinstance(fn, Space):
+        return fn, {}
+    if not callable(fn):
+        raise LoadError(f"space {ref!r} is a {type(fn).__name__}, not a function returning a Space")
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in (defaults or {}).items() if k in params}
+    kwargs.update(args or {})
+    unknown = [k for k in kwargs if k not in params and not any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())]
+    if unknown:
+        raise LoadError(f"space {ref!r} takes no argument(s) {unknown}; it takes {list(params)}")
+    if "input_shape" in kwargs and isinstance(kwargs["input_shape"], list):
+        kwargs["input_shape"] = tuple(kwargs["input_shape"])
+    try:
+        space = fn(**kwargs)
+    except NasError:
+        raise
+    except Exception as e:
+        raise LoadError(f"space {ref!r}({kwargs}) raised {type(e).__name__}: {e}") from e
+    if not isinstance(space, Space):
+        raise LoadError(f"space {ref!r} returned {type(space).__name__}, not a nas.space.Space")
+    return space, kwargs
+
+
+@lru_cache(maxsize=8)
+def cached_space(ref: str, args_json: str) -> Space:
+    """Return `load_space` memoised per process (worker processes rebuild each space once)."""
+    return load_space(ref, json.loads(args_json))
