@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,13 +29,13 @@ from nas.space import Architecture
 from nas.store import Store
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     torchscript = "torchscript"
     onnx = "onnx"
     state_dict = "state-dict"
@@ -43,9 +43,11 @@ class ExportFormat(str, Enum):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("studies", help="List the studies in a database.\n\nExample: nas studies --db nas.db")(studies)
+    app.command("studies", help="List the studies in a database.\n\nExample: nas studies --db nas.db"
+                )(studies)
     app.command("trials", help="List a study's trials.\n\nExample: nas trials demo --format json")(trials)
-    app.command("best", help="Show the best architecture, or the Pareto front.\n\nExample: nas best demo")(best)
+    app.command("best", help="Show the best architecture, or the Pareto front.\n\nExample: nas best demo"
+                )(best)
     app.command("show", help="Show one trial: decisions, metrics and the model.\n\n"
                              "Example: nas show demo 3")(show)
     app.command("export", help="Export a trial's model (trained weights when stored).\n\n"

@@ -27,14 +27,16 @@ EXAMPLE = """Examples:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("search", help="Search a space for the best architectures.\n\n" + EXAMPLE)(search_command)
+    app.command("search", help="Search a space for the best architectures.\n\n" + EXAMPLE
+                )(search_command)
 
 
 def search_command(
     space: Annotated[str, typer.Argument(help="path/to/file.py:function or package.module:function")],
     space_arg: Annotated[list[str], typer.Option(help="argument of the space function, key=value")] = [],
-    dataset: Annotated[str, typer.Option(help="digits | fashion-mnist | cifar10 | nb201-cifar10 | "
-                                               "nb201-cifar100 | nb201-imagenet16-120 | file.py:fn")] = "digits",
+    dataset: Annotated[str, typer.Option(
+        help="digits | fashion-mnist | cifar10 | nb201-cifar10 | nb201-cifar100 | "
+             "nb201-imagenet16-120 | file.py:fn")] = "digits",
     data_dir: Annotated[str | None, typer.Option(help="folder of the data set (or the NB201 table)")] = None,
     searcher: Annotated[str, typer.Option(help="random (more arrive with the searchers)")] = "random",
     searcher_arg: Annotated[list[str], typer.Option(help="searcher setting, key=value")] = [],
@@ -68,7 +70,8 @@ def search_command(
     with _progress_view(budget) as update:
         result = search(sp, evaluator=evaluator, searcher=searcher, objectives=objectives,
                         constraints=constraints, budget=budget, storage=db, study=name, seed=seed,
-                        workers=workers, resume=resume, searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
+                        workers=workers, resume=resume,
+                        searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
                         space_ref=space, space_args=space_args, on_progress=update)
     _report(result, db)
 

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
                                   "Example: nas dashboard --db nas.db --port 8501")(dashboard)
 
 
-@db_app.command("upgrade", help="Migrate a database to the current schema.\n\nExample: nas db upgrade --db nas.db")
+@db_app.command("upgrade",
+                help="Migrate a database to the current schema.\n\nExample: nas db upgrade --db nas.db")
 def db_upgrade(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db") -> None:
     rev = upgrade(db)
     console.print(f"{db}: schema at revision {rev}")
@@ -30,7 +31,8 @@ def db_upgrade(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db") -> Non
 
 def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
               port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
-              host: Annotated[str, typer.Option(help="address to bind (default: this machine only)")] = "127.0.0.1",
+              host: Annotated[str, typer.Option(help="address to bind (default: this machine only)")
+                              ] = "127.0.0.1",
               ) -> None:
     Store.open(db, readonly=True).close()  # a clear error now rather than a traceback in the browser
     app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
