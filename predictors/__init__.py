@@ -1,0 +1,16 @@
+"""Latency predictors fitted from device profiles, and their metrics.
+
+(Accuracy predictors will live beside them in `predictors.accuracy`.)
+"""
+
+from predictors.kernel_ops import build_kernel, kernel_cost, kernel_features
+from predictors.kernels import Kernel, extract_kernels
+from predictors.latency import LatencyPredictor
+from predictors.metrics import flops_baseline, latency_report, noise_ceiling
+from predictors.profiler import measure_models, profile_device, profile_kernels
+
+__all__ = [
+    "Kernel", "LatencyPredictor", "build_kernel", "extract_kernels", "flops_baseline",
+    "kernel_cost", "kernel_features", "latency_report", "measure_models", "noise_ceiling",
+    "profile_device", "profile_kernels",
+]

@@ -1,0 +1,99 @@
+"""The predictor fitted on a small real profile measured here (a few seconds)."""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from hardware import MEASUREMENT_COLUMNS, DeviceProfile, compare_interleaved
+from nas.errors import HardwareError
+from predictors import LatencyPredictor, latency_report, profile_device, profile_kernels
+from predictors.kernels import Kernel
+
+
+def _cnn(width: int, depth: int = 2) -> nn.Module:
+    layers: list[nn.Module] = [nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+    for _ in range(depth):
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)]
+    return nn.Sequential(*layers).eval()
+
+
+SHAPE = (3, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def profile() -> DeviceProfile:
+    torch.manual_seed(0)
+    models = [(f"w{w}", _cnn(w), SHAPE) for w in (4, 16, 48)]
+    return profile_device(models, batch_sizes=(1, 4), time_budget_s=5.0, threads=1,
+                          whole_models=3, seed=0)
+
+
+def test_profile_has_store_rows_and_whole_models(profile):
+    assert profile.device_id.startswith("cpu-") and "-1t-" in profile.device_id
+    assert len(profile.measurements) >= 10
+    for row in profile.measurements:
+        assert tuple(row) == MEASUREMENT_COLUMNS
+        assert row["median_ms"] > 0 and row["batch_size"] in (1, 4)
+    assert {m["batch_size"] for m in profile.models} == {1, 4}
+    assert all(m["kernels"] for m in profile.models)
+
+
+def test_predictor_ranks_models_of_very_different_size(profile):
+    pred = LatencyPredictor().fit(profile)
+    # held out: widths never profiled, depths from 1 to 4 (about 200x in FLOPs)
+    models = {f"w{w}d{d}": _cnn(w, d) for w, d in [(2, 1), (8, 1), (24, 2), (32, 3), (64, 4)]}
+    truth = compare_interleaved(models, SHAPE, batch_size=4, threads=1, repeats=7)
+    p = [pred.predict(m, SHAPE, batch_size=4) for m in models.values()]
+    t = [truth[n].median_ms for n in models]
+    assert latency_report(p, t)["spearman"] > 0.8
+    assert all(x > 0 for x in p)
+
+
+def test_load_refits_from_json_and_predicts_the_same(profile, tmp_path):
+    path = profile.save(tmp_path / f"{profile.device_id}.json")
+    a = LatencyPredictor().fit(profile)
+    b = LatencyPredictor.load(path)
+    m = _cnn(12)
+    assert b.predict(m, SHAPE, 4) == pytest.approx(a.predict(m, SHAPE, 4), rel=1e-9)
+    assert b.ratio_ == pytest.approx(a.ratio_)
+
+
+def test_repeated_predictions_are_cached_and_fast(profile):
+    pred = LatencyPredictor().fit(profile)
+    m = _cnn(20)
+    first = pred.predict(m, SHAPE, 1)
+    t0 = time.perf_counter()
+    for _ in range(100):
+        assert pred.predict(m, SHAPE, 1) == first
+    assert (time.perf_counter() - t0) / 100 < 1e-3
+    other = _cnn(20)  # the same structure rebuilt, looked up by a caller's key
+    assert pred.predict(other, SHAPE, 1, key="arch-1") == pytest.approx(first)
+    rebuilt = _cnn(20)
+    t0 = time.perf_counter()
+    pred.predict(rebuilt, SHAPE, 1, key="arch-1")
+    assert time.perf_counter() - t0 < 1e-3
+    assert pred.predict(m, SHAPE, 4) > first
+
+
+def test_unknown_kinds_use_the_fallback_and_errors_are_clear(profile):
+    pred = LatencyPredictor().fit(profile)
+    assert pred.predict_kernel(Kernel("matmul", {"shapes": [[1, 8, 16], [1, 16, 8]]}), 1) > 0
+    with pytest.raises(HardwareError, match="not fitted"):
+        LatencyPredictor().predict(_cnn(4), SHAPE)
+    with pytest.raises(HardwareError, match="no measurements"):
+        LatencyPredictor().fit([])
+    with pytest.raises(HardwareError, match="input_shape"):
+        pred.predict(_cnn(4))
+
+
+def test_profile_kernels_skips_unbuildable_and_respects_budget():
+    rows = profile_kernels([{"kind": "other", "config": {"cls": "X"}},
+                            {"kind": "act", "config": {"fn": "relu", "shape": [8, 4, 4]}}],
+                           batch_sizes=(1,), threads=1)
+    assert [r["kind"] for r in rows] == ["act"]
+    assert profile_kernels([Kernel("act", {"fn": "relu", "shape": [8]})], time_budget_s=0.0) == []
+    with pytest.raises(HardwareError, match="kernel config"):
+        profile_kernels([42])
