@@ -95,6 +95,20 @@ def load_space_and_args(ref: str, args: Mapping[str, Any] | None = None,
     return space, kwargs
 
 
+def study_space(space_ref: str, space_args: Mapping[str, Any], fingerprint: str, study: str = "") -> Space:
+    """Return a stored study's space rebuilt from its reference; an edited space is a clear error."""
+    if not space_ref:
+        raise LoadError(f"study '{study}' was run from Python without a space reference; "
+                        "rebuild its space yourself and use Space.build")
+    space = load_space(space_ref, space_args)
+    if space.fingerprint != fingerprint:
+        raise LoadError(
+            f"the space {space_ref} has changed since study '{study}' ran (fingerprint "
+            f"{space.fingerprint} != {fingerprint}); restore it to rebuild these models"
+        )
+    return space
+
+
 @lru_cache(maxsize=8)
 def cached_space(ref: str, args_json: str) -> Space:
     """Return `load_space` memoised per process (worker processes rebuild each space once)."""

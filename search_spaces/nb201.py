@@ -52,7 +52,8 @@ def _ops() -> dict[str, S.Node]:
 
 def make_cell() -> S.Graph:
     """Return the cell: node j sums the ops on every edge j<-i; node 3 is the output."""
-    e = {label: S.choice(label, _ops()) for label in EDGES}  # labels the NB201 evaluator reads
+    ops = _ops()  # one description of each op for all six edges (each use still builds its own)
+    e = {label: S.choice(label, ops) for label in EDGES}  # labels the NB201 evaluator reads
 
     @S.graph
     def cell(x0: S.Value) -> S.Value:

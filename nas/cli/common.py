@@ -9,8 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nas.errors import NasError
-from nas.loading import load_space
+from nas.loading import study_space
 from nas.space import Space
 from nas.store import Store, StudyRecord, TrialRecord
 
@@ -21,17 +20,9 @@ DB_HELP = "results database: a file path (SQLite) or an SQLAlchemy URL"
 
 
 def space_of(study: StudyRecord) -> Space:
-    """Return the study's space, rebuilt from its reference; an edited space is a clear error."""
-    if not study.space_ref:
-        raise NasError(f"study '{study.name}' was run from Python without a space reference; "
-                       "rebuild its space yourself and use Space.build")
-    space = load_space(study.space_ref, study.user_attrs.get("space_args") or {})
-    if space.fingerprint != study.space_fingerprint:
-        raise NasError(
-            f"the space {study.space_ref} has changed since study '{study.name}' ran (fingerprint "
-            f"{space.fingerprint} != {study.space_fingerprint}); restore it to rebuild these models"
-        )
-    return space
+    """Return the study's space, rebuilt from its reference."""
+    return study_space(study.space_ref, study.user_attrs.get("space_args") or {},
+                       study.space_fingerprint, study.name)
 
 
 def open_study(db: str, name: str, readonly: bool = True) -> tuple[Store, StudyRecord]:

@@ -13,6 +13,12 @@ from nas.space import Space
 # name -> "module:Class"; imported lazily so that optional heavy dependencies load only when used.
 SEARCHERS: dict[str, str] = {
     "random": "nas.search.random:RandomSearch",
+    "mcts": "nas.search.mcts:MCTS",
+    "evolution": "nas.search.evolution:RegularizedEvolution",
+    "smbo": "nas.search.smbo:SMBO",
+    "nsga2": "nas.search.nsga2:NSGA2Search",
+    "linas": "nas.search.linas:LINAS",
+    "optuna": "nas.search.optuna_sampler:OptunaSearch",
 }
 
 

@@ -44,6 +44,8 @@ class Searcher(ABC):
     name: ClassVar[str] = "base"
     #: how many proposals in a row may be predicted-infeasible before ask() gives up
     max_infeasible: ClassVar[int] = 1000
+    #: whether `restore(history)` gives exactly the next asks of an uninterrupted run
+    resumable: ClassVar[bool] = False
 
     def __init__(self, space: Space, objectives: Sequence[str | Objective] = ("accuracy:max",), *,
                  seed: int = 0, constraints: Sequence[str | Constraint] = (),
@@ -57,6 +59,7 @@ class Searcher(ABC):
         self.history: list[Observation] = []
         self.pending: dict[str, Architecture] = {}
         self.n_skipped = 0  # candidates rejected by predicted constraints, never evaluated
+        self._attempt = 0  # index of the current proposal within one ask (see step_rng)
         self._bounds: dict[str, tuple[float, float]] = {}
         self.configure(**settings)
 
@@ -80,7 +83,8 @@ class Searcher(ABC):
     # -- the contract ----------------------------------------------------------------------------
     def ask(self) -> Architecture:
         """Return an architecture to evaluate next, skipping predicted-infeasible ones."""
-        for _ in range(self.max_infeasible):
+        for attempt in range(self.max_infeasible):
+            self._attempt = attempt
             arch = self.propose()
             if self.is_feasible(arch):
                 self.pending[arch.id] = arch
@@ -121,6 +125,21 @@ class Searcher(ABC):
         if not self.constraints or self.estimate is None:
             return True
         return feasible(self.estimate(arch), self.constraints)
+
+    def step_rng(self, salt: str = "") -> random.Random:
+        """Return a generator seeded by (seed, trials told, pending, attempt): resumable randomness.
+
+        Everything it depends on is rebuilt by `restore`, so a searcher that draws only from it (and
+        keeps no other state than what `observe` derives from the history) resumes exactly.
+        """
+        key = f"{self.seed}/{len(self.history)}/{len(self.pending)}/{self._attempt}/{salt}"
+        return random.Random(key)
+
+    def decisions(self) -> dict[str, tuple]:
+        """Return `space.decisions()` (label -> options), computed once: it walks the whole space."""
+        if getattr(self, "_decisions", None) is None:
+            self._decisions = self.space.decisions()
+        return self._decisions
 
     def seen(self) -> set[str]:
         """Return the ids of architectures already told or pending."""

@@ -157,6 +157,18 @@ def test_weight_modes_set_the_weight_quantization_scheme(trained, digits, mode):
     assert accuracy(qmodel, xva, yva) >= accuracy(trained, xva, yva) - 0.03
 
 
+def test_qnnpack_engine_for_arm_cpus_quantizes_too(trained, digits):
+    previous = torch.backends.quantized.engine
+    try:
+        qmodel = quantize(trained, dict.fromkeys(LAYERS, "int8"), digits, backend="fx-qnnpack")
+        assert torch.backends.quantized.engine == "qnnpack"
+        assert int8_layers(qmodel) == LAYERS
+        _, _, xva, yva = digits
+        assert accuracy(qmodel, xva, yva) >= accuracy(trained, xva, yva) - 0.02
+    finally:
+        torch.backends.quantized.engine = previous
+
+
 def test_calibration_takes_pairs_and_stops_at_calib_samples(trained, digits):
     xtr, ytr = digits[0], digits[1]
     endless = itertools.repeat((xtr[:32], ytr[:32]))  # a DataLoader-like stream that never ends

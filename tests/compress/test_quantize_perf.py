@@ -65,6 +65,16 @@ def test_all_int8_file_is_about_four_times_smaller_and_holds_int8_modules():
     assert int8_mb < serialized_size_mb(mixed, x[:1]) < fp32_mb
 
 
+def test_bf16_cast_file_is_about_half_the_fp32_file():
+    model = three_conv(64)
+    layers = quantizable_layers(model)
+    x = inputs(2)
+    cast = apply_policy(model, dict.fromkeys(layers, "bf16"), example_input=x[:1], calib=x,
+                        backend="cast")
+    ratio = serialized_size_mb(model, x[:1]) / serialized_size_mb(cast, x[:1])
+    assert 1.8 < ratio < 2.1
+
+
 def test_all_int8_runs_faster_than_fp32_at_batch_16():
     torch.set_num_threads(1)
     model = three_conv(32)
