@@ -297,14 +297,19 @@ def bench(name: str, archs: int, repeats: int) -> dict[str, Any]:
     sp.build(sp.sample(0))  # warm-up: imports, the meta-device kernels of user ops
     t_sample, drawn = _median_ms(sp.sample, list(range(archs)))
     t_validate, _ = _median_ms(sp.validate, [dict(a) for a in drawn])
-    t_build, models = _median_ms(sp.build, drawn)
-    # the same modules constructed by hand (weight initialisation is most of a build's time)
-    t_hand, _ = _median_ms(lambda am: HAND[name](*am), list(zip(drawn, models, strict=True)))
+    t_build, t_hand, models = [], [], []
+    for a in drawn:  # interleaved with constructing the same modules by hand
+        t = time.perf_counter()
+        models.append(sp.build(a))
+        t_build.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        HAND[name](a, models[-1])
+        t_hand.append(time.perf_counter() - t)
     arch = drawn[0]
     built = models[0]
     fwd, fwd_hand = forward_times(built, HAND[name](arch, built), sp.input_shape, repeats)
-    return {"space": name, "sample": t_sample, "validate": t_validate, "build": t_build,
-            "hand_build": t_hand,
+    return {"space": name, "sample": t_sample, "validate": t_validate,
+            "build": statistics.median(t_build) * 1e3, "hand_build": statistics.median(t_hand) * 1e3,
             "layers": statistics.median(n_layers(m) for m in models),
             "max_layers": max(n_layers(m) for m in models),
             "fwd": fwd, "fwd_hand": fwd_hand, "arch_layers": n_layers(built)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import nn
 
 from nas import space as S
@@ -29,7 +30,7 @@ class ReLUConvBN(nn.Module):
                               padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
 
-    def forward(self, x):  # noqa: ANN001, ANN201 - TorchScript reads the default Tensor types
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(self.relu(x)))
 
 
