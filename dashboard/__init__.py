@@ -1,0 +1,1 @@
+"""The Streamlit results dashboard (`nas dashboard`); it reads the store and writes nothing."""
