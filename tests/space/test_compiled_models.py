@@ -202,11 +202,14 @@ def test_onnx_export_is_a_valid_model(name: str, tmp_path) -> None:
 
 
 def test_nb201_parameter_counts_match_the_benchmark_table() -> None:
-    from nas.evaluate.nb201 import NB201Table
+    from nas.evaluate.nb201 import NB201Evaluator, NB201Table
 
     table = NB201Table.load("/work/shared/benchmarks/nb201")
+    evaluator = NB201Evaluator(table=table)
     sp = nb201.space()  # the full skeleton: 5 cells per stage
     for seed in range(4):
         arch = sp.sample(seed)
         row = table.lookup(nb201.to_nb201_string(arch))
         assert n_params(sp.build(arch)) == round(row["params_M_cifar10-valid"] * 1e6)
+        # the evaluator reads the space's labels as they are
+        assert evaluator.evaluate(None, arch).metrics["params"] == n_params(sp.build(arch))
