@@ -104,6 +104,8 @@ def test_dp_meets_the_budget_with_less_distortion_than_uniform(calib):
         )
         assert result.sparsity > 0 and result.channels is not None
         errs[method] = float((result.model(calib).detach() - ref).pow(2).mean())
+        if method == "uniform":  # the widest common fraction, to the channel: 4 + 8 + 8 of 40
+            assert result.channels == {"0": 4, "4": 8, "8": 8}
     assert errs["dp"] <= errs["uniform"]
 
 

@@ -203,36 +203,34 @@ def shrink(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, torch.T
                 cons.in_features = cons.weight.shape[1]
 
 
-def _uniform_pick(choices, costs, budget) -> list[int]:
-    # the widest common fraction whose summed cost fits: uniform channel pruning's answer
-    names = list(choices)
-    for f in np.linspace(1.0, 0.0, 201):
-        picks = []
-        for n in names:
-            ks = np.array(choices[n])
-            picks.append(int(np.argmin(np.abs(ks - max(ks[0], math.ceil(f * ks[-1] - 1e-9))))))
-        if sum(costs[n][j] for n, j in zip(names, picks, strict=True)) <= budget + 1e-12:
-            return picks
-    return [0] * len(names)
+def _uniform_keep(groups, latency_fn, budget: float, min_channels: int) -> dict[str, int]:
+    # the widest common fraction, to the channel, whose predicted latency fits the budget
+    for f in np.linspace(1.0, 0.0, 1001):
+        kept = {g.name: max(min_channels, math.ceil(f * g.channels - 1e-9)) for g in groups}
+        if sum(float(latency_fn(n, k)) for n, k in kept.items()) <= budget + 1e-9:
+            return kept
+    return {g.name: min_channels for g in groups}
 
 
-def _solve(method, curves, choices, latency_fn, budget: float, buckets: int) -> list[int]:
+def _dp_keep(curves, choices, latency_fn, budget: float, buckets: int) -> dict[str, int]:
     # costs are shifted so each group's cheapest width is free: the DP's buckets then span
     # only the latency that the allocation can actually trade
     names = list(choices)
     lat = {n: np.array([float(latency_fn(n, k)) for k in choices[n]]) for n in names}
     floor = {n: float(lat[n].min()) for n in names}
-    least = sum(floor.values())
+    costs = [lat[n] - floor[n] for n in names]
+    picks = dp_solve([curves[n] for n in names], costs, budget - sum(floor.values()), buckets)
+    return {n: choices[n][j] for n, j in zip(names, picks, strict=True)}
+
+
+def _check_budget(groups, latency_fn, budget: float, min_channels: int) -> None:
+    least = sum(float(latency_fn(g.name, min(min_channels, g.channels))) for g in groups)
     if budget < least - 1e-9:
         raise CompressionError(
-            f"latency_budget_ms - base_ms leaves {budget:.4g} ms for the prunable groups, below the "
-            f"fastest they can reach ({least:.4g} ms predicted, at the narrowest widths); "
+            f"latency_budget_ms - base_ms leaves {budget:.4g} ms for the prunable groups, below "
+            f"the fastest they can reach ({least:.4g} ms predicted at min_channels={min_channels}); "
             "ask for more latency or lower min_channels"
         )
-    costs = {n: lat[n] - floor[n] for n in names}
-    if method == "dp":
-        return dp_solve([curves[n] for n in names], [costs[n] for n in names], budget - least, buckets)
-    return _uniform_pick(choices, costs, budget - least)
 
 
 def _weights(model: nn.Module) -> int:
@@ -274,14 +272,20 @@ def prune_channels(
         )
     scores = channel_importance(work, groups, calib)
     order = {n: torch.argsort(s, descending=True, stable=True) for n, s in scores.items()}
+    budget = latency_budget_ms - base_ms
+    _check_budget(groups, latency_fn, budget, min_channels)
     start = time.perf_counter()
-    curves, choices = _group_curves(work, groups, order, grid_step, min_channels, calib, distortion)
+    curves = None
+    if method == "dp":
+        curves, choices = _group_curves(work, groups, order, grid_step, min_channels, calib, distortion)
     curve_time = time.perf_counter() - start
     start = time.perf_counter()
-    names = [g.name for g in groups]
-    picks = _solve(method, curves, choices, latency_fn, latency_budget_ms - base_ms, buckets)
+    if method == "dp":
+        kept = _dp_keep(curves, choices, latency_fn, budget, buckets)
+    else:
+        kept = _uniform_keep(groups, latency_fn, budget, min_channels)
     solve = time.perf_counter() - start
-    kept = {n: choices[n][j] for n, j in zip(names, picks, strict=True)}
+    names = [g.name for g in groups]
     total = _weights(work)
     shrink(work, groups, {n: order[n][: kept[n]] for n in names})
     if finetune is not None:
