@@ -143,3 +143,15 @@ def test_errors(calib):
     plain = nn.Sequential(nn.Flatten(), nn.Linear(144, 10))
     with pytest.raises(CompressionError, match="no conv whose output channels"):
         prune_channels(plain, latency_budget_ms=1, latency_fn=_flops_ms, calib=calib)
+
+
+def test_measured_overshoot_lowers_the_budget_until_it_fits(calib):
+    def measure(m: nn.Module) -> float:  # the additive model under-predicts by 0.05 ms
+        return 0.01 * sum(m[i].out_channels for i in (0, 4, 8)) + 0.05
+
+    for method in ("dp", "uniform"):
+        result = prune_channels(vgg(), latency_budget_ms=0.3, latency_fn=_flops_ms, calib=calib,
+                                method=method, measure=measure)  # fmt: skip
+        assert result.measured_latency_ms == pytest.approx(measure(result.model))
+        assert result.measured_latency_ms <= 0.3 + 1e-9
+        assert result.predicted_latency_ms <= 0.25 + 1e-9

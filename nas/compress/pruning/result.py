@@ -26,6 +26,7 @@ class PruneResult:
     curves: dict[str, np.ndarray] | None = None
     channels: dict[str, int] | None = None  # structured only: kept channels per group
     predicted_latency_ms: float | None = None  # structured only
+    measured_latency_ms: float | None = None  # structured only, when a measure was given
 
 
 def sparsity_of(model: nn.Module) -> tuple[float, int, int]:

@@ -237,6 +237,27 @@ def _weights(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in prunable_layers(model).values())
 
 
+def _groups_of(model: nn.Module) -> list[ChannelGroup]:
+    groups = channel_groups(model)
+    if not groups:
+        raise CompressionError(
+            f"model {type(model).__name__} has no conv whose output channels feed exactly one "
+            "conv or linear through per-channel ops (batch norm, activation, pooling, flatten); "
+            "channels that enter a residual sum or a concatenation cannot be removed alone"
+        )
+    return groups
+
+
+def _check_options(method: str, distortion: str, grid_step: float, calibrate_rounds: int) -> None:
+    if method not in ("dp", "uniform"):
+        raise CompressionError(f"method {method!r} is unknown for channels; valid: ['dp', 'uniform']")
+    check_distortion(distortion)
+    if not 0 < grid_step <= 0.5:
+        raise CompressionError(f"grid_step {grid_step!r} must lie in (0, 0.5], e.g. 0.05")
+    if calibrate_rounds < 1:
+        raise CompressionError(f"calibrate_rounds={calibrate_rounds} must be at least 1")
+
+
 def prune_channels(
     model: nn.Module,
     *,
@@ -250,51 +271,62 @@ def prune_channels(
     base_ms: float = 0.0,
     min_channels: int = 1,
     finetune: Callable[[nn.Module], None] | None = None,
+    measure: Callable[[nn.Module], float] | None = None,
+    calibrate_rounds: int = 4,
 ) -> PruneResult:
     """Return a smaller dense copy of ``model`` with the least distortion under the latency budget.
 
     The predicted latency is ``base_ms + sum(latency_fn(group, kept))`` over the channel groups;
     ``method="uniform"`` keeps the same fraction of channels everywhere instead (the baseline).
+    A per-group latency model is additive, but narrowing two adjacent groups shrinks the conv
+    between them by the product of the two: the sum under-predicts. Given ``measure(model) ->
+    ms`` (a timer or a whole-model predictor), the budget handed to the allocation is lowered by
+    the measured overshoot and the allocation redone, up to ``calibrate_rounds`` times.
     """
-    if method not in ("dp", "uniform"):
-        raise CompressionError(f"method {method!r} is unknown for channels; valid: ['dp', 'uniform']")
-    check_distortion(distortion)
-    if not 0 < grid_step <= 0.5:
-        raise CompressionError(f"grid_step {grid_step!r} must lie in (0, 0.5], e.g. 0.05")
+    _check_options(method, distortion, grid_step, calibrate_rounds)
     work = make_permanent(copy.deepcopy(detach_masked(model))).eval()
     check_calib(work, calib)
-    groups = channel_groups(work)
-    if not groups:
-        raise CompressionError(
-            f"model {type(model).__name__} has no conv whose output channels feed exactly one "
-            "conv or linear through per-channel ops (batch norm, activation, pooling, flatten); "
-            "channels that enter a residual sum or a concatenation cannot be removed alone"
-        )
+    groups = _groups_of(work)
     scores = channel_importance(work, groups, calib)
     order = {n: torch.argsort(s, descending=True, stable=True) for n, s in scores.items()}
-    budget = latency_budget_ms - base_ms
-    _check_budget(groups, latency_fn, budget, min_channels)
+    _check_budget(groups, latency_fn, latency_budget_ms - base_ms, min_channels)
     start = time.perf_counter()
-    curves = None
+    curves, choices = None, None
     if method == "dp":
         curves, choices = _group_curves(work, groups, order, grid_step, min_channels, calib, distortion)
     curve_time = time.perf_counter() - start
-    start = time.perf_counter()
-    if method == "dp":
-        kept = _dp_keep(curves, choices, latency_fn, budget, buckets)
-    else:
-        kept = _uniform_keep(groups, latency_fn, budget, min_channels)
+    start, budget, measured = time.perf_counter(), latency_budget_ms - base_ms, None
+    for _ in range(calibrate_rounds):
+        if method == "dp":
+            kept = _dp_keep(curves, choices, latency_fn, budget, buckets)
+        else:
+            kept = _uniform_keep(groups, latency_fn, budget, min_channels)
+        if measure is None:
+            break
+        candidate = copy.deepcopy(work)
+        shrink(candidate, groups, {n: order[n][: kept[n]] for n in kept})
+        measured = float(measure(candidate.eval()))
+        over = measured - latency_budget_ms
+        floor = sum(float(latency_fn(g.name, min(min_channels, g.channels))) for g in groups)
+        if over <= 0 or budget - over < floor:
+            break
+        budget -= over
     solve = time.perf_counter() - start
-    names = [g.name for g in groups]
+    return _finish(work, groups, order, kept, finetune, latency_fn, base_ms, method, curves,
+                   curve_time, solve, measured)  # fmt: skip
+
+
+def _finish(work, groups, order, kept, finetune, latency_fn, base_ms, method, curves,
+            curve_time, solve, measured) -> PruneResult:  # fmt: skip
     total = _weights(work)
-    shrink(work, groups, {n: order[n][: kept[n]] for n in names})
+    shrink(work, groups, {g.name: order[g.name][: kept[g.name]] for g in groups})
     if finetune is not None:
         finetune(work)
     work.eval()
     left = _weights(work)
     return PruneResult(
         model=work,
-        allocation={n: kept[n] / g.channels for n, g in zip(names, groups, strict=True)},
+        allocation={g.name: kept[g.name] / g.channels for g in groups},
         sparsity=1.0 - left / total,
         kept=left,
         total=total,
@@ -303,5 +335,6 @@ def prune_channels(
         curves_seconds=curve_time,
         curves=curves,
         channels=kept,
-        predicted_latency_ms=base_ms + sum(float(latency_fn(n, kept[n])) for n in names),
+        predicted_latency_ms=base_ms + sum(float(latency_fn(n, k)) for n, k in kept.items()),
+        measured_latency_ms=measured,
     )
