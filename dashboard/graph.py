@@ -12,7 +12,8 @@ _ARGS = ("in_channels", "out_channels", "kernel_size", "stride", "groups", "in_f
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # Backslashes are left alone: labels use DOT's own \n line breaks.
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def _describe(module: torch.nn.Module) -> str:

@@ -1,33 +1,23 @@
 """An architecture: decisions, the compiled model as a graph, metrics, compression, downloads.
 
-Rebuilding the model uses `nas.loading.study_space` and the downloads use `nas.export`: the only
+Rebuilding the model uses `nas.loading.study_space` and the downloads `nas.export`: the only
 places the dashboard reaches past the store, because drawing and exporting need the real module.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import common, data, graph
+from dashboard import common, data, downloads, graph
 from nas.errors import NasError
-from nas.export import export_model
 from nas.loading import study_space
 from nas.space import Architecture, Space
 from nas.store import StudyRecord, TrialRecord
-
-FORMATS = {  # format -> (file suffix, MIME type, button label)
-    "torchscript": (".pt", "application/octet-stream", "TorchScript (.pt)"),
-    "onnx": (".onnx", "application/octet-stream", "ONNX (.onnx)"),
-    "state-dict": (".safetensors", "application/octet-stream", "State dict (.safetensors)"),
-    "json": (".json", "application/json", "Architecture (.json)"),
-}
 
 
 @st.cache_resource(show_spinner="Rebuilding the space...", max_entries=8)
@@ -105,18 +95,8 @@ def show_compression(trial: TrialRecord) -> None:
 
 def _export(space: Space | None, trial: TrialRecord, weights: bytes | None,
             fmt: str) -> Callable[[], bytes]:
-    """Return a function that writes the export and returns its bytes (run only on click)."""
-
-    def make() -> bytes:
-        arch = Architecture(trial.architecture)
-        if fmt == "json":
-            return (arch.to_json() + "\n").encode()
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / f"model{FORMATS[fmt][0]}"
-            export_model(space, arch, weights, fmt, out)
-            return out.read_bytes()
-
-    return make
+    """Return a function making the download, so exports run only when a button is clicked."""
+    return lambda: downloads.export_bytes(space, trial.architecture, weights, fmt)
 
 
 def show_model(study: StudyRecord, trial: TrialRecord) -> None:
@@ -134,8 +114,8 @@ def show_model(study: StudyRecord, trial: TrialRecord) -> None:
     weights = common.store().get_weights(study.space_fingerprint, trial.arch_id, "trained")
     st.caption("Downloads use the trained weights stored with the trial." if weights else
                "No trained weights stored for this architecture: model downloads are untrained.")
-    cols = st.columns(len(FORMATS))
-    for col, (fmt, (suffix, mime, text)) in zip(cols, FORMATS.items(), strict=True):
+    cols = st.columns(len(downloads.FORMATS))
+    for col, (fmt, (suffix, mime, text)) in zip(cols, downloads.FORMATS.items(), strict=True):
         col.download_button(text, _export(space, trial, weights, fmt), key=f"dl_{fmt}",
                             file_name=f"{study.name}-trial{trial.number}{suffix}", mime=mime,
                             disabled=space is None and fmt != "json", on_click="ignore")

@@ -58,7 +58,7 @@ else:
     values = {}
     for s in chosen:
         df = datas[s.name].df
-        v = df[[x, y]].to_numpy(dtype=float)
+        v = df[[x, y]].to_numpy(dtype=float, copy=True)
         v[~data.usable(datas[s.name], s.constraints).to_numpy()] = np.nan
         values[s.name] = v
     stacked = np.vstack(list(values.values()))
