@@ -20,6 +20,7 @@ from nas.objectives import (
     Constraint,
     Objective,
     feasible,
+    pareto_front,
     parse_constraints,
     parse_objectives,
     visible,
@@ -59,6 +60,7 @@ class Searcher(ABC):
         self.history: list[Observation] = []
         self.pending: dict[str, Architecture] = {}
         self.n_skipped = 0  # candidates rejected by predicted constraints, never evaluated
+        self.infeasible: set[str] = set()  # their ids: `seen()` includes them, so none returns
         self._attempt = 0  # index of the current proposal within one ask (see step_rng)
         self._bounds: dict[str, tuple[float, float]] = {}
         self.configure(**settings)
@@ -90,6 +92,7 @@ class Searcher(ABC):
                 self.pending[arch.id] = arch
                 return arch
             self.n_skipped += 1
+            self.infeasible.add(arch.id)
             self.tell(arch, None, state="PRUNED", _count=False)
         raise SearchError(
             f"{self.max_infeasible} candidates in a row violate the constraints "
@@ -142,12 +145,17 @@ class Searcher(ABC):
         return self._decisions
 
     def seen(self) -> set[str]:
-        """Return the ids of architectures already told or pending."""
-        return {o.arch.id for o in self.history} | set(self.pending)
+        """Return the ids of architectures already told, pending, or predicted infeasible."""
+        return {o.arch.id for o in self.history} | set(self.pending) | self.infeasible
 
     def completed(self) -> list[Observation]:
         """Return the successful observations."""
         return [o for o in self.history if o.state == "COMPLETE"]
+
+    def front(self) -> list[Observation]:
+        """Return the completed observations whose objectives no other completed one dominates."""
+        done = self.completed()
+        return [done[i] for i in pareto_front([self.values(o.metrics) for o in done])]
 
     def values(self, metrics: Mapping[str, float]) -> list[float]:
         """Return the objectives as 'higher is better' numbers."""

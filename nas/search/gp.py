@@ -1,0 +1,132 @@
+"""A small Gaussian process for SMBO: grouped squared-exponential kernel, fitted by marginal likelihood.
+
+Columns are split into groups (one-hot decisions, DAG path counts) and each group gets one inverse
+squared lengthscale: a per-column (ARD) kernel overfits the few dozen points a search has early on,
+one shared lengthscale cannot tell "same ops" from "same paths". Targets are rank-transformed to
+normal scores first (a Gaussian copula): accuracies of broken architectures (10 %) would otherwise
+dominate the fit, and the acquisition only needs the order of good candidates right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.optimize import minimize
+from scipy.special import ndtr, ndtri
+
+
+def normal_scores(y: np.ndarray) -> np.ndarray:
+    """Return the Gaussian-copula transform of y: normal quantiles of the (tie-averaged) ranks."""
+    order = np.argsort(y, kind="stable")
+    ranks = np.empty(len(y))
+    ranks[order] = np.arange(1, len(y) + 1)
+    # ties share their mean rank, so equal values get equal scores
+    _, inverse = np.unique(y, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks)
+    counts = np.bincount(inverse)
+    return ndtri((sums / counts)[inverse] / (len(y) + 1))
+
+
+def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the matrix of squared Euclidean distances between the rows of a and b."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+@dataclass
+class GP:
+    """Zero-mean GP on grouped columns; `fit(X, y)` then `predict(X) -> (mean, std)`."""
+
+    groups: list[np.ndarray]  # column indices of each group
+    log_params: np.ndarray | None = None  # log inverse lengthscales (per group), log noise
+    max_fit_points: int = 300  # hyperparameters are fitted on at most this many points
+    X_: np.ndarray = field(init=False, repr=False)
+    alpha_: np.ndarray = field(init=False, repr=False)
+    chol_: tuple = field(init=False, repr=False)
+
+    def _dists(self, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+        return [sq_dists(a[:, g], b[:, g]) for g in self.groups]
+
+    def _kernel(self, dists: list[np.ndarray], params: np.ndarray) -> np.ndarray:
+        scales = np.exp(params[: len(self.groups)])
+        return np.exp(-sum(s * d for s, d in zip(scales, dists, strict=True)))
+
+    def _nll(self, params: np.ndarray, dists: list[np.ndarray], y: np.ndarray
+             ) -> tuple[float, np.ndarray]:
+        """Return the negative log marginal likelihood and its gradient in the log parameters."""
+        kf = self._kernel(dists, params)
+        k = kf.copy()
+        k[np.diag_indices_from(k)] += np.exp(params[-1]) + 1e-6
+        try:
+            c, low = cho_factor(k, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return 1e10, np.zeros_like(params)
+        alpha = cho_solve((c, low), y, check_finite=False)
+        inner = np.outer(alpha, alpha) - cho_solve((c, low), np.eye(len(y)), check_finite=False)
+        scales = np.exp(params[:-1])
+        grad = [0.5 * s * np.sum(inner * d * kf) for s, d in zip(scales, dists, strict=True)]
+        grad.append(-0.5 * np.exp(params[-1]) * np.trace(inner))
+        return float(0.5 * y @ alpha + np.log(np.diag(c)).sum()), np.array(grad)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, refit: bool = True,
+            rng: np.random.Generator | None = None) -> GP:
+        """Return self fitted to (X, y): y standardised by the caller (e.g. `normal_scores`)."""
+        X = np.asarray(X, dtype=np.float64)
+        if refit or self.log_params is None:
+            self.log_params = self._fit_params(X, y, rng or np.random.default_rng(0))
+        k = self._kernel(self._dists(X, X), self.log_params)
+        k[np.diag_indices_from(k)] += np.exp(self.log_params[-1]) + 1e-6
+        self.chol_ = cho_factor(k, lower=True, check_finite=False)
+        self.alpha_ = cho_solve(self.chol_, y, check_finite=False)
+        self.X_ = X
+        return self
+
+    def _fit_params(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if len(X) > self.max_fit_points:
+            pick = rng.choice(len(X), self.max_fit_points, replace=False)
+            X, y = X[pick], y[pick]
+        dists = self._dists(X, X)
+        # scale each group's start by its typical distance, so that exp(-s * d) starts near e^-1
+        typical = [max(float(np.median(d[d > 0])) if np.any(d > 0) else 1.0, 1e-3) for d in dists]
+        starts = [np.array([*np.log(1.0 / np.array(typical)), np.log(0.1)])]
+        if self.log_params is not None:
+            starts.insert(0, self.log_params)
+        bounds = [(-8.0, 4.0)] * len(self.groups) + [(np.log(1e-4), np.log(2.0))]
+        best = min((minimize(self._nll, s, args=(dists, y), jac=True, method="L-BFGS-B",
+                             bounds=bounds, options={"maxiter": 50}) for s in starts), key=lambda r: r.fun)
+        return np.asarray(best.x)
+
+    def predict(self, X: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Return the posterior mean and standard deviation at the rows of X."""
+        X = np.asarray(X, dtype=np.float64)
+        means, stds = [], []
+        for start in range(0, len(X), batch):
+            ks = self._kernel(self._dists(X[start:start + batch], self.X_), self.log_params)
+            means.append(ks @ self.alpha_)
+            v = solve_triangular(self.chol_[0], ks.T, lower=True, check_finite=False)
+            stds.append(np.sqrt(np.maximum(1.0 - (v * v).sum(0), 1e-12)))
+        return np.concatenate(means), np.concatenate(stds)
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0
+                         ) -> np.ndarray:
+    """Return EI over `best` (maximisation) for Gaussian predictions."""
+    z = (mean - best - xi) / std
+    return std * (z * ndtr(z) + np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi))
+
+
+def hypervolume_improvement_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray
+                               ) -> np.ndarray:
+    """Return, for each 2-D point (both maximised), the area it adds to `front`'s above `ref`."""
+    f = front[np.all(front > ref, axis=1)]
+    f = f[np.argsort(f[:, 0])]
+    # staircase: between consecutive front x values the dominated height is the next point's y
+    xs = np.concatenate([[ref[0]], f[:, 0]])
+    heights = np.concatenate([f[:, 1], [ref[1]]])
+    ends = np.concatenate([f[:, 0], [np.inf]])
+    px, py = points[:, :1], points[:, 1:2]
+    width = np.clip(np.minimum(px, ends[None, :]) - xs[None, :], 0.0, None)
+    height = np.clip(py - heights[None, :], 0.0, None)
+    return (width * height).sum(1)

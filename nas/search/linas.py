@@ -1,0 +1,103 @@
+"""Predictor-driven NSGA-II in the spirit of LINAS / SimQ-NAS (Intel Labs, 2022-2023).
+
+Rounds of: fit one light predictor per objective on the trials so far (the SMBO surrogate: a GP on
+the `Encoder` features, normal scores of the values), run pymoo's NSGA-II for `generations` x
+`pop_size` predictor calls on optimistic predictions (mean + beta * std), and queue the best
+`batch` unseen members of the final population (by non-dominated rank, then crowding) for real
+evaluation. Real trials are spent only where the predictors expect the front to move.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nas.errors import SearchError
+from nas.search.base import Searcher
+from nas.search.gp import normal_scores
+from nas.search.mutation import genes_to_arch, random_unseen
+from nas.search.nsga2 import _operators
+from nas.search.smbo import SMBO
+from nas.space import Architecture
+
+
+class LINAS(Searcher):
+    """NSGA-II on surrogate predictions; the best predicted members are evaluated for real."""
+
+    name = "linas"
+
+    def configure(self, n_init: int = 10, batch: int = 5, pop_size: int = 40,
+                  generations: int = 10, beta: float = 0.5, **rest: Any) -> None:
+        super().configure(**rest)
+        if min(int(n_init), int(batch), int(generations)) < 1 or int(pop_size) < 4:
+            raise SearchError(f"linas: n_init={n_init}, batch={batch}, generations={generations} "
+                              f"(each >= 1), pop_size={pop_size} (>= 4)")
+        self.n_init, self.batch, self.pop_size = int(n_init), int(batch), int(pop_size)
+        self.generations, self.beta = int(generations), float(beta)
+        self._queue: list[Architecture] = []
+        # the SMBO searcher lends its encoder and GP fitting (same space, objectives and seed)
+        self._model = SMBO(self.space, self.objectives, seed=self.seed, n_init=2)
+
+    def settings(self) -> dict[str, Any]:
+        return {"n_init": self.n_init, "batch": self.batch, "pop_size": self.pop_size,
+                "generations": self.generations, "beta": self.beta}
+
+    def propose(self) -> Architecture:
+        seen = self.seen()
+        self._queue = [a for a in self._queue if a.id not in seen]
+        done = [o for o in self.history if o.state in ("COMPLETE", "FAILED")]
+        if not self._queue and len(done) >= self.n_init and len(self.completed()) >= 2:
+            self._queue = self._round(seen)
+        if self._queue:
+            return self._queue.pop(0)
+        return random_unseen(self.space, self.step_rng(), seen)
+
+    def _round(self, seen: set[str]) -> list[Architecture]:
+        """Return up to `batch` unseen architectures chosen by NSGA-II on the predictors."""
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem
+        from pymoo.optimize import minimize
+        from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+        self._model.history = self.history
+        archs, y = self._model._training_set()
+        X = self._model._encode(archs)
+        models = [self._model._model(j, X, normal_scores(y[:, j])) for j in range(y.shape[1])]
+        labels = list(self.decisions())
+        decoded: dict[bytes, Architecture] = {}
+
+        def decode(x: np.ndarray) -> Architecture:
+            key = np.asarray(x, dtype=np.int64).tobytes()
+            if key not in decoded:
+                decoded[key] = genes_to_arch(self.space, x, labels)
+            return decoded[key]
+
+        def predict(genes: np.ndarray) -> np.ndarray:
+            Xc = self._model._encode([decode(x) for x in genes])
+            preds = [m.predict(Xc) for m in models]
+            return -np.array([mu + self.beta * sd for mu, sd in preds]).T
+
+        class Surrogate(Problem):
+            def _evaluate(self, x: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
+                out["F"] = predict(x)
+
+        options = np.array([len(o) for o in self.decisions().values()])
+        crossover, mutation = _operators()
+        algo = NSGA2(pop_size=self.pop_size, crossover=crossover, mutation=mutation,
+                     eliminate_duplicates=True)
+        seed = int(self.step_rng("round").randrange(2**31))
+        res = minimize(Surrogate(n_var=len(options), n_obj=y.shape[1], xl=0, xu=options - 1,
+                                 vtype=int), algo, ("n_gen", self.generations), seed=seed,
+                       verbose=False)
+        genes, F = res.pop.get("X"), res.pop.get("F")
+        fronts = NonDominatedSorting().do(F)
+        picked: list[Architecture] = []
+        for front in fronts:
+            for i in sorted(front, key=lambda i: F[i].sum()):
+                a = decode(genes[i])
+                if a.id not in seen and all(a.id != p.id for p in picked):
+                    picked.append(a)
+                if len(picked) >= self.batch:
+                    return picked
+        return picked

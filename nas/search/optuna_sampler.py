@@ -1,0 +1,113 @@
+"""Any Optuna sampler behind the searcher contract, driven through Optuna's ask/tell interface.
+
+Each decision is one `suggest_categorical` whose parameter name is the decision's label path, asked
+in walk order, so conditional decisions (a choice inside an optional block) are simply not asked
+when inactive: Optuna's define-by-run model of conditional spaces. Several objectives make a
+multi-objective study (use a sampler that supports them: tpe, nsga2, nsga3, gp, random).
+
+A proposal that repeats a finished architecture is told its known values at once and costs no
+budget; the study lives in memory (the project's store keeps the trials) and `restore` rebuilds
+it with `add_trial`. Settings: `sampler=<name>` (from `optuna:<name>`) and any keyword of that
+sampler's constructor, e.g. `--searcher-arg n_startup_trials=5`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas.errors import SearchError
+from nas.search.base import Observation, Searcher
+from nas.search.mutation import random_unseen
+from nas.space import Architecture
+
+SAMPLERS = {
+    "tpe": "TPESampler", "gp": "GPSampler", "cmaes": "CmaEsSampler", "nsga2": "NSGAIISampler",
+    "nsga3": "NSGAIIISampler", "random": "RandomSampler", "qmc": "QMCSampler",
+    "bruteforce": "BruteForceSampler",
+}
+
+
+class OptunaSearch(Searcher):
+    """An Optuna study as a searcher: each ask is `study.ask()` walked through the space."""
+
+    name = "optuna"
+    max_repeats = 50  # repeated proposals told from memory before a random unseen architecture
+
+    def configure(self, sampler: str = "tpe", **sampler_args: Any) -> None:
+        import optuna
+
+        if sampler not in SAMPLERS:
+            raise SearchError(f"optuna sampler {sampler!r} unknown; valid: {', '.join(SAMPLERS)}")
+        cls = getattr(optuna.samplers, SAMPLERS[sampler])
+        args = dict(sampler_args)
+        if sampler == "tpe" and len(self.objectives) == 1:
+            args.setdefault("constant_liar", True)  # pending trials repel new proposals
+        try:
+            self._sampler = cls(seed=self.seed, **args)
+        except TypeError as e:
+            raise SearchError(f"optuna:{sampler}: {e}; see optuna.samplers.{SAMPLERS[sampler]}") from e
+        self.sampler_name, self.sampler_args = sampler, sampler_args
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        directions = ["maximize" if o.direction == "max" else "minimize" for o in self.objectives]
+        self._study = optuna.create_study(directions=directions, sampler=self._sampler)
+        self._trials: dict[str, list[Any]] = {}  # arch id -> open optuna trials
+        self._known: dict[str, list[float] | None] = {}  # arch id -> values (None: failed)
+
+    def settings(self) -> dict[str, Any]:
+        return {"sampler": self.sampler_name, **self.sampler_args}
+
+    def _distributions(self, arch: Architecture) -> dict[str, Any]:
+        from optuna.distributions import CategoricalDistribution
+
+        decisions = self.decisions()
+        return {label: CategoricalDistribution(list(decisions[label])) for label in arch}
+
+    def propose(self) -> Architecture:
+        seen = self.seen()
+        for _ in range(self.max_repeats):
+            trial = self._study.ask()
+            arch = self.space.walk(lambda d, t=trial: t.suggest_categorical(d.label, list(d.options)))
+            if arch.id in self._known:  # a repeat: answer from memory, no budget spent
+                self._finish(trial, self._known[arch.id])
+                continue
+            if arch.id in seen:  # pending elsewhere: leave this trial open as a duplicate lie
+                self._finish(trial, None)
+                continue
+            self._trials.setdefault(arch.id, []).append(trial)
+            return arch
+        arch = random_unseen(self.space, self.step_rng(), seen)
+        self._study.enqueue_trial(dict(arch), skip_if_exists=False)
+        trial = self._study.ask()
+        self.space.walk(lambda d, t=trial: t.suggest_categorical(d.label, list(d.options)))
+        self._trials.setdefault(arch.id, []).append(trial)
+        return arch
+
+    def _finish(self, trial: Any, values: list[float] | None) -> None:
+        import optuna
+
+        if values is None:
+            self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self._study.tell(trial, values if len(values) > 1 else values[0])
+
+    def observe(self, obs: Observation) -> None:
+        import optuna
+
+        values = ([float(obs.metrics[o.name]) for o in self.objectives]
+                  if obs.state == "COMPLETE" else None)
+        if obs.state != "PRUNED":
+            self._known[obs.arch.id] = values
+        open_trials = self._trials.pop(obs.arch.id, [])
+        if open_trials:
+            for trial in open_trials:
+                self._finish(trial, values) if obs.state != "PRUNED" else self._study.tell(
+                    trial, state=optuna.trial.TrialState.PRUNED)
+            return
+        if obs.state == "PRUNED":
+            return
+        # a trial this study never asked (restore, or another searcher's): add it as finished
+        state = (optuna.trial.TrialState.COMPLETE if values is not None
+                 else optuna.trial.TrialState.FAIL)
+        self._study.add_trial(optuna.trial.create_trial(
+            params=dict(obs.arch), distributions=self._distributions(obs.arch),
+            values=values, state=state))
