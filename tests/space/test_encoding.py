@@ -142,3 +142,21 @@ def test_columns_keep_their_meaning_when_the_space_changes_elsewhere():
                   strict=True))
     xb = dict(zip(b.column_names(), b.transform([arch])[0], strict=True))
     assert all(xa[n] == v for n, v in xb.items())
+
+
+def test_cells_made_per_repeat_share_path_columns_and_their_counts_add():
+    def block(i: int):
+        @S.graph
+        def cell(x0):
+            return _op("e")(x0) + S.identity()(x0)
+
+        return cell
+
+    sp = S.Space(S.repeat("cells", [1, 2], block), input_shape=(1, 4, 4))
+    enc = Encoder(sp, features="onehot+paths")
+    names = enc.column_names()
+    assert names.count("path[cell]=id") == 1 and "cells[1]/e=none" in names
+    one, two = enc.transform([{"cells": 1, "cells[0]/e": "nor_conv_3x3"},
+                              {"cells": 2, "cells[0]/e": "nor_conv_3x3", "cells[1]/e": "none"}])
+    assert one[names.index("path[cell]=id")] == 1 and two[names.index("path[cell]=id")] == 2
+    assert one[names.index("path[cell]=nor_conv_3x3")] == two[names.index("path[cell]=nor_conv_3x3")] == 1
