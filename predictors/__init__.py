@@ -14,3 +14,4 @@ __all__ = [
     "kernel_cost", "kernel_features", "latency_report", "measure_models", "noise_ceiling",
     "profile_device", "profile_kernels",
 ]
+from predictors.accuracy import REGRESSORS, AccuracyPredictor  # noqa: E402, F401 - accuracy predictors
