@@ -4,10 +4,13 @@
 `fit(X, y)` learns state kept in attributes with a trailing underscore, `predict(X)` returns the
 mean prediction and, where the model has one, a standard deviation (the uncertainty an acquisition
 function needs). `kind="auto"` picks the regressor by cross-validated Kendall tau, since a searcher
-uses the predictor to rank candidates, not to read their accuracy.
+uses the predictor to rank candidates, not to read their accuracy. "auto" costs about (cv + 1)
+fits of every kind; a searcher that refits often can run it now and then and refit
+`AccuracyPredictor(p.kind_)` in between. `std` is given by "rf" (spread of the trees), "ensemble"
+(bootstrap of five small MLPs, as BANANAS) and "gp"; it is None for "ridge", "svr" and "gbm".
 
-Nothing is persisted: refitting from the stored trials takes well under a second at 200 points,
-so a predictor is never pickled (a pickle breaks on the next scikit-learn release).
+Nothing is persisted: refitting one kind from the stored trials takes well under a second at 200
+points, so a predictor is never pickled (a pickle breaks on the next scikit-learn release).
 """
 
 from __future__ import annotations
