@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from nas.compile.builder import compile_node
@@ -16,10 +17,13 @@ if TYPE_CHECKING:
 
 def build(space: Space, arch: Mapping[str, Any]) -> nn.Module:
     """Return a fresh module for a validated architecture of `space` (identity if it is empty)."""
-    module, _ = compile_node(space.root, Resolver(arch), space.input_shape, "")
+    module, _ = compile_node(space.root, Resolver(arch, space._extra()), space.input_shape, "")
     return module if module is not None else nn.Identity()
 
 
-def output_shape(space: Space, arch: Mapping[str, Any]) -> tuple[int, ...]:
-    """Return the output shape (without batch) of the architecture's model."""
-    return compile_node(space.root, Resolver(arch), space.input_shape, "")[1]
+def quant_policy(space: Space, arch: Mapping[str, Any]) -> dict[str, str]:
+    """Return {module name: precision} for the quantizable layers of the architecture's model."""
+    ctx = Resolver(arch, space._extra())
+    with torch.device("meta"):  # only the names are needed: skip allocating and initialising weights
+        compile_node(space.root, ctx, space.input_shape, "")
+    return dict(ctx.policy)

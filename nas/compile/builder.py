@@ -60,6 +60,9 @@ def compile_node(node: Node, ctx: Resolver, shape: Shape, where: str) -> Built:
 @compile_node.register
 def _(node: Layer, ctx: Resolver, shape: Shape, where: str) -> Built:
     args = node.resolved(ctx)
+    precision = ctx.extra.get(id(node))
+    if precision is not None:  # a quantization decision: remember it under the module's name
+        ctx.policy[where] = ctx.decide(precision)
     if node.factory is not None:
         return user_op(node.factory, args, shape, where, node.shape_memo)
     return MAKERS[node.kind](args, shape, where)
@@ -138,7 +141,9 @@ def _(node: Layout, ctx: Resolver, shape: Shape, where: str) -> Built:
     kind = ctx.value(node.choice)
     blocks = []
     for i, part in enumerate(node.stack.expand(ctx)):
-        module, out = compile_node(part, ctx, shape, _at(where, str(i)))
+        # the names the blocks will have inside Shallow / Sequential(Residual) below
+        inner = _at(where, f"blocks.{len(blocks)}" if kind == "shallow" else f"{len(blocks)}.body")
+        module, out = compile_node(part, ctx, shape, inner)
         if module is None:
             continue
         _same(shape, out, f"the {kind} layout", _at(where, str(i)))

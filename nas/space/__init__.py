@@ -40,6 +40,7 @@ from nas.space.nodes import (
     Residual,
     Sequential,
 )
+from nas.space.quant import Quantization, global_precision, per_layer
 from nas.space.space import Space
 from nas.space.walk import Decision
 
@@ -104,7 +105,8 @@ def layout(label: str, stack: Any, options: list[str] | tuple[str, ...] = ("deep
 
 __all__ = [
     "Architecture", "Choice", "Decision", "Dependent", "Graph", "Hyperparameter", "Layer", "Node",
-    "Space", "Value", "avg_pool2d", "batch_norm", "choice", "conv2d", "dependent", "depthwise_conv2d",
+    "Quantization", "Space", "Value", "avg_pool2d", "batch_norm", "choice", "conv2d", "dependent",
+    "depthwise_conv2d", "global_precision", "per_layer",
     "dropout", "flatten", "gelu", "global_avg_pool", "graph", "identity", "layer_norm", "layout",
     "linear", "max_pool2d", "op", "optional", "parallel", "relu", "repeat", "residual", "scope",
     "sequential", "zero",

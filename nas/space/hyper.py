@@ -90,6 +90,13 @@ class Hyperparameter:
 class Choice(Hyperparameter):
     """One decision among plain values, named by a label path."""
 
+    @classmethod
+    def at(cls, path: str, options: list[Scalar]) -> Choice:
+        """Return a choice with an already-scoped label path (for decisions the Space adds)."""
+        choice = cls("x", options)
+        choice.label, choice.path = path.rpartition("/")[2], path
+        return choice
+
     def __init__(self, label: str, options: list[Scalar]) -> None:
         self.label = check_label(label)
         self.path = join(current_scope(), label)
@@ -142,9 +149,12 @@ class NeedDecision(Exception):  # noqa: N818 - control flow, not an error
 class Resolver:
     """Reads decision values during a walk; asks for a decision the first time a label is needed."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], extra: Mapping[int, Choice] | None = None) -> None:
         self.values = values
         self.options: dict[str, tuple] = {}
+        # decisions the Space attaches to nodes (a layer's precision), keyed by id(node)
+        self.extra: Mapping[int, Choice] = extra or {}
+        self.policy: dict[str, Any] = {}  # filled while compiling: module name -> precision
 
     def value(self, x: Any) -> Any:
         """Return the concrete value of a hyperparameter, or `x` itself if it is a plain value."""

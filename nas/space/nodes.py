@@ -89,6 +89,7 @@ class Layer(Node):
         self.kind = kind
         self.args = dict(args)
         self.factory = factory
+        self.scope = current_scope()  # where it was created: names its quantization decision
         name = getattr(factory, "__name__", "op") if factory else SHORT_NAMES.get(kind, kind)
         self.hint = "op" if name == "<lambda>" else name
         # Output shapes of a user op found so far, by (arguments, input shape): finding one costs a
@@ -98,6 +99,9 @@ class Layer(Node):
     def expand(self, ctx: Resolver) -> list[Node]:
         for v in self.args.values():
             ctx.value(v)
+        extra = ctx.extra.get(id(self))
+        if extra is not None:
+            ctx.decide(extra)
         return []
 
     def decisions(self) -> Iterator[Choice]:

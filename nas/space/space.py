@@ -12,6 +12,7 @@ from nas.errors import SpaceError
 from nas.space import walk as W
 from nas.space.architecture import Architecture
 from nas.space.nodes import Node, as_node
+from nas.space.quant import Quantization
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 class Space:
     """A search space: `sample`, `next_decision`, `validate`, `build`, `size`, `describe`."""
 
-    def __init__(self, root: Any, input_shape: tuple[int, ...], *, name: str | None = None) -> None:
+    def __init__(self, root: Any, input_shape: tuple[int, ...], *, name: str | None = None,
+                 quantization: Quantization | None = None) -> None:
         self.root = as_node(root, "Space(root)")
         if not isinstance(input_shape, tuple | list) or not all(
             isinstance(d, int) and d > 0 for d in input_shape
@@ -31,12 +33,16 @@ class Space:
             )
         self.input_shape = tuple(input_shape)
         self.name = name
+        if quantization is not None and not isinstance(quantization, Quantization):
+            raise SpaceError("Space(quantization=...) takes S.per_layer([...]) or S.global_precision([...])")
+        self.quantization = quantization
         self._description: dict | None = None
+        self._extra_decisions: dict[int, Any] | None = None  # memo: id(layer) -> precision decision
 
     # -- drawing -------------------------------------------------------------------------------
     def walk(self, chooser: W.Chooser) -> Architecture:
         """Return the architecture drawn by asking `chooser` for each open decision in walk order."""
-        return Architecture(W.walk(self.root, chooser))
+        return Architecture(W.walk(self.root, chooser, self._extra()))
 
     def sample(self, seed: int | random.Random = 0, *, uniform: str = "decisions") -> Architecture:
         """Return a random architecture; the same seed gives the same one on any machine.
@@ -48,12 +54,12 @@ class Space:
             return self.walk(W.random_chooser(seed))
         if uniform == "architectures":
             s = seed if isinstance(seed, int) else seed.randrange(2**63)
-            return Architecture(W.uniform_chooser(self.root, s)())
+            return Architecture(W.uniform_chooser(self.root, s, self._extra())())
         raise SpaceError(f"sample(uniform={uniform!r}): valid values are 'decisions', 'architectures'")
 
     def next_decision(self, partial: Mapping[str, Any]) -> W.Decision | None:
         """Return the next open decision given a partial assignment, or None when it is complete."""
-        return W.next_decision(self.root, partial)
+        return W.next_decision(self.root, partial, self._extra())
 
     def complete(self, partial: Mapping[str, Any], chooser: W.Chooser) -> Architecture:
         """Return the architecture that keeps `partial`'s active values and asks `chooser` for the rest."""
@@ -61,12 +67,12 @@ class Space:
 
     def architectures(self) -> Iterator[Architecture]:
         """Yield every architecture (depth-first); only for spaces small enough to enumerate."""
-        return (Architecture(v) for v in W.iter_assignments(self.root))
+        return (Architecture(v) for v in W.iter_assignments(self.root, self._extra()))
 
     # -- checking ------------------------------------------------------------------------------
     def validate(self, arch: Mapping[str, Any]) -> Architecture:
         """Return `arch` as an Architecture if it is exactly an architecture of this space, else raise."""
-        values = W.walk(self.root, W.replay(arch))
+        values = W.walk(self.root, W.replay(arch), self._extra())
         extra = sorted(set(arch) - set(values))
         if extra:
             raise SpaceError(
@@ -85,15 +91,30 @@ class Space:
     # -- describing ----------------------------------------------------------------------------
     def size(self) -> int:
         """Return the exact number of distinct architectures (a Python int, however large)."""
-        return W.Counter(self.root).count()
+        return W.Counter(self.root, self._extra()).count()
 
     def decisions(self) -> dict[str, tuple]:
         """Return every decision any architecture can have: label -> options, in first-seen order."""
         out: dict[str, tuple] = {}
+        extra = self._extra()
         for node in self._nodes():
             for c in node.decisions():
                 out.setdefault(c.path, c.keys)
+            if id(node) in extra:
+                out.setdefault(extra[id(node)].path, extra[id(node)].keys)
         return out
+
+    def quant_policy(self, arch: Mapping[str, Any]) -> dict[str, str]:
+        """Return the architecture's precision per layer, keyed by the module name in `build(arch)`."""
+        from nas.compile import quant_policy
+
+        return quant_policy(self, self.validate(arch)) if self.quantization else {}
+
+    def _extra(self) -> dict[int, Any]:
+        if self._extra_decisions is None:
+            self._extra_decisions = (
+                self.quantization.decisions(self._nodes()) if self.quantization else {})
+        return self._extra_decisions
 
     def describe(self) -> dict:
         """Return a JSON-able description of the whole space (nodes, wiring and decisions)."""
@@ -108,6 +129,9 @@ class Space:
                     for n in nodes
                 ],
                 "decisions": {k: list(v) for k, v in self.decisions().items()},
+                "quantization": (None if self.quantization is None else
+                                 {"options": list(self.quantization.options),
+                                  "granularity": self.quantization.granularity}),
             }
         return self._description
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import SpaceError
-from nas.space.hyper import NeedDecision, Resolver
+from nas.space.hyper import Choice, NeedDecision, Resolver
 from nas.space.nodes import Node
 
 
@@ -80,10 +80,13 @@ def _advance(stack: list[_Frame], ctx: Resolver) -> Decision | None:
     return None
 
 
-def walk(root: Node, chooser: Chooser) -> dict[str, Any]:
+Extra = Mapping[int, Choice] | None  # decisions a Space attaches to nodes (layer precisions)
+
+
+def walk(root: Node, chooser: Chooser, extra: Extra = None) -> dict[str, Any]:
     """Return the decisions (label -> value, in walk order) made by `chooser` for one architecture."""
     values: dict[str, Any] = {}
-    ctx = Resolver(values)
+    ctx = Resolver(values, extra)
     stack = [_Frame(root, None)]
     while (decision := _advance(stack, ctx)) is not None:
         values[decision.label] = match_option(decision, chooser(decision))
@@ -115,7 +118,7 @@ class _Stop(Exception):  # noqa: N818 - control flow
         self.decision = decision
 
 
-def next_decision(root: Node, partial: Mapping[str, Any]) -> Decision | None:
+def next_decision(root: Node, partial: Mapping[str, Any], extra: Extra = None) -> Decision | None:
     """Return the first open decision given the partial assignment, or None when it is complete."""
 
     def choose(d: Decision) -> Any:
@@ -124,17 +127,17 @@ def next_decision(root: Node, partial: Mapping[str, Any]) -> Decision | None:
         raise _Stop(d)
 
     try:
-        walk(root, choose)
+        walk(root, choose, extra)
     except _Stop as stop:
         return stop.decision
     return None
 
 
-def iter_assignments(root: Node) -> Iterator[dict[str, Any]]:
+def iter_assignments(root: Node, extra: Extra = None) -> Iterator[dict[str, Any]]:
     """Yield every architecture of the space (depth-first); only for spaces small enough to list."""
     # Depth first over walk states: a branch resumes from a copy of its parent's stack instead of
     # walking again from the root (the frames themselves are never mutated, so copies share them).
-    todo: list[tuple[list[_Frame], Resolver]] = [([_Frame(root, None)], Resolver({}))]
+    todo: list[tuple[list[_Frame], Resolver]] = [([_Frame(root, None)], Resolver({}, extra))]
     while todo:
         stack, ctx = todo.pop()
         d = _advance(stack, ctx)
@@ -142,7 +145,7 @@ def iter_assignments(root: Node) -> Iterator[dict[str, Any]]:
             yield dict(ctx.values)
             continue
         for o in reversed(d.options):
-            branch = Resolver({**ctx.values, d.label: o})
+            branch = Resolver({**ctx.values, d.label: o}, extra)
             branch.options = dict(ctx.options)
             todo.append((list(stack), branch))
 
@@ -155,8 +158,9 @@ class Counter:
     multiplied rather than enumerated, while shared and conditional ones stay exact.
     """
 
-    def __init__(self, root: Node) -> None:
+    def __init__(self, root: Node, extra: Extra = None) -> None:
         self.root = root
+        self.extra = extra or {}
         self._reach: dict[int, frozenset[str]] = {}
         self._memo: dict[tuple, int] = {}
 
@@ -168,6 +172,8 @@ class Counter:
                 raise SpaceError(f"the space contains a cycle through '{node.hint}'")
             inner = _active | {key}
             labels = {c.path for c in node.decisions()}
+            if id(node) in self.extra:
+                labels.add(self.extra[id(node)].path)
             for child in node.all_children():
                 labels |= self.reach(child, inner)
             self._reach[key] = frozenset(labels)
@@ -179,7 +185,7 @@ class Counter:
             self.reach(self.root)  # a cycle would otherwise expand forever
         nodes = list(stack) if stack is not None else [self.root]
         vals = dict(values)
-        ctx = Resolver(vals)
+        ctx = Resolver(vals, self.extra)
         while nodes:
             try:
                 children = nodes[-1].expand(ctx)
@@ -204,14 +210,14 @@ class Counter:
         return self._memo[key]
 
 
-def uniform_chooser(root: Node, seed: int) -> Callable[[], dict[str, Any]]:
+def uniform_chooser(root: Node, seed: int, extra: Extra = None) -> Callable[[], dict[str, Any]]:
     """Return a sampler drawing architectures uniformly over architectures (not over decisions)."""
-    counter = Counter(root)
+    counter = Counter(root, extra)
     rng = random.Random(seed)
 
     def draw() -> dict[str, Any]:
         values: dict[str, Any] = {}
-        ctx = Resolver(values)
+        ctx = Resolver(values, extra)
         nodes: list[Node] = [root]
         while nodes:
             try:
