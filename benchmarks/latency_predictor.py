@@ -58,8 +58,9 @@ def _flops(model: torch.nn.Module, shape: tuple[int, ...], batch: int) -> float:
 def _truth(tests: list, batch: int, threads: int, repeats: int) -> tuple[np.ndarray, ...]:
     models = {n: m for n, m, _, _ in tests}
     shapes = {n: s for n, _, s, _ in tests}
-    a = compare_interleaved(models, shapes, batch_size=batch, threads=threads, repeats=repeats)
-    b = compare_interleaved(models, shapes, batch_size=batch, threads=threads, repeats=repeats)
+    kw = {"batch_size": batch, "threads": threads, "repeats": repeats, "warmup": 1}
+    a = compare_interleaved(models, shapes, **kw)
+    b = compare_interleaved(models, shapes, **kw)
     ma = np.array([a[n].median_ms for n in models])
     mb = np.array([b[n].median_ms for n in models])
     both = np.array([float(np.median(a[n].samples_ms + b[n].samples_ms)) for n in models])
@@ -87,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=90.0, help="profiling seconds (<= 1200)")
     ap.add_argument("--spaces", default="resnet,mobilenet,vit,vgg")
-    ap.add_argument("--profile-per-space", type=int, default=6)
+    ap.add_argument("--profile-per-space", type=int, default=12)
     ap.add_argument("--test-per-space", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5, help="samples per model per pass")
+    ap.add_argument("--repeats", type=int, default=3, help="samples per model per pass")
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--save", default="", help="write the profile JSON here ('-' = default)")
     ap.add_argument("--seed", type=int, default=0)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print("profile saved to", profile.save(None if args.save == "-" else args.save))
     variants = {"predictor": LatencyPredictor(seed=args.seed).fit(profile),
                 "no-correction": LatencyPredictor(correction=False, seed=args.seed).fit(profile),
-                "no-lookup": LatencyPredictor(lookup=False, seed=args.seed).fit(profile)}
+                "with-lookup": LatencyPredictor(lookup=True, seed=args.seed).fit(profile)}
     results: dict[str, dict[str, float]] = {}
     ceilings: dict[int, float] = {}
     for b in batches:
@@ -139,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"spearman={r['spearman']:.3f} mape={r['mape']:.3f}")
         train = [m for m in profile.models if m["batch_size"] == b]
         names = {n: (mm, s) for n, mm, s, _ in prof_models}
+        if len(train) < 2:
+            print(f"batch {b}: fewer than 2 whole-model timings; no FLOPs baseline")
+            continue
         f_train = [_flops(*names[m["name"]], b) for m in train]
         f_test = [_flops(m, s, b) for _, m, s, _ in tests]
         fb = flops_baseline(f_train, [m["median_ms"] for m in train], f_test)

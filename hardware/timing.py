@@ -189,10 +189,13 @@ def compare_interleaved(models: Mapping[str, Runnable],
                         input_shape: Shape | Mapping[str, Shape], *, batch_size: int = 1,
                         device: str = "cpu", dtype: torch.dtype = torch.float32,
                         warmup: int = 3, repeats: int = 20, threads: int | None = None,
-                        min_sample_ms: float = 0.2, clock: str = "auto") -> dict[str, Timing]:
+                        min_sample_ms: float = 0.2, clock: str = "auto",
+                        warm_turn: bool = True) -> dict[str, Timing]:
     """Return a Timing per model, sampled round-robin so that machine noise hits all alike.
 
     `input_shape` is one shape for all models or a mapping from model name to its shape.
+    With `warm_turn` each turn runs the model once untimed first: the other models evict its
+    weights from the caches, and a served model runs warm.
     """
     if not models:
         raise HardwareError("compare_interleaved needs at least one model; got an empty mapping")
@@ -213,5 +216,7 @@ def compare_interleaved(models: Mapping[str, Runnable],
         for r in range(repeats):
             # Rotate the order each round so no model always runs right after the same one.
             for name in names[r % len(names):] + names[: r % len(names)]:
+                if warm_turn:
+                    samplers[name].fn(*samplers[name].args)
                 samples[name].append(samplers[name].sample())
     return {name: _summarise(s, how) for name, s in samples.items()}

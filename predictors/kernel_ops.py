@@ -55,8 +55,13 @@ def _batched(shape: list[int], b: int, batched: bool = True) -> list[int]:
     return [b, *shape[1:]] if batched and shape and shape[0] == 1 else list(shape)
 
 
-def _rand(shape: list[int] | tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    return torch.randn(tuple(int(d) for d in shape), generator=gen)
+def _rand(shape: list[int] | tuple[int, ...], gen: torch.Generator,
+          noncontig: bool = False) -> torch.Tensor:
+    dims = [int(d) for d in shape]
+    if noncontig and len(dims) >= 3:
+        # the layout a transposed view hands on: (N, L, C) strided as (N, C, L)
+        return torch.randn([*dims[:-2], dims[-1], dims[-2]], generator=gen).transpose(-1, -2)
+    return torch.randn(dims, generator=gen)
 
 
 def _conv(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
@@ -75,7 +80,7 @@ def _linear(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
     if c.get("act"):
         parts.append(_ACT_MODULES[c["act"]]())
     shape = (b, c["tokens"], c["fin"]) if c["tokens"] > 1 else (b, c["fin"])
-    return _Chain(*parts), (_rand(shape, g),)
+    return _Chain(*parts), (_rand(shape, g, c.get("noncontig", False)),)
 
 
 def _norm(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
@@ -83,7 +88,7 @@ def _norm(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
     mod = {"bn2d": lambda: nn.BatchNorm2d(s[0]), "bn1d": lambda: nn.BatchNorm1d(s[0]),
            "ln": lambda: nn.LayerNorm(s[-1]),
            "gn": lambda: nn.GroupNorm(c.get("groups", 1), s[0])}[c["type"]]()
-    return mod, (_rand((b, *s), g),)
+    return mod, (_rand((b, *s), g, c.get("noncontig", False)),)
 
 
 def _pool(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
@@ -120,7 +125,9 @@ def _view(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
 
 def _eltwise(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
     flags = c.get("batched", [True] * len(c["shapes"]))
-    xs = tuple(_rand(_batched(s, b, f), g) for s, f in zip(c["shapes"], flags, strict=False))
+    nc = c.get("noncontig", False)
+    xs = tuple(_rand(_batched(s, b, f), g, nc and i == 0)
+               for i, (s, f) in enumerate(zip(c["shapes"], flags, strict=False)))
     op = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[c["op"]]
     if len(xs) == 1:
         return _Fn(lambda x: op(x, 0.5)), xs
@@ -134,8 +141,9 @@ def _eltwise(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
 
 
 def _functional(kind: str, c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
+    nc = c.get("noncontig", False)
     if kind == "act":
-        return _ACT_MODULES[c["fn"]](), (_rand((b, *c["shape"]), g),)
+        return _ACT_MODULES[c["fn"]](), (_rand((b, *c["shape"]), g, nc),)
     if kind == "cat":
         xs = tuple(_rand(_batched(s, b), g) for s in c["shapes"])
         fn = torch.stack if c["op"] == "stack" else torch.cat
@@ -144,7 +152,7 @@ def _functional(kind: str, c: dict, b: int, g: torch.Generator) -> tuple[nn.Modu
         xs = tuple(_rand(_batched(s, b, len(s) >= 3), g) for s in c["shapes"])
         return _Fn(torch.matmul), xs
     if kind == "softmax":
-        return _Fn(lambda x: torch.softmax(x, c["dim"])), (_rand((b, *c["shape"]), g),)
+        return _Fn(lambda x: torch.softmax(x, c["dim"])), (_rand((b, *c["shape"]), g, nc),)
     if kind == "sdpa":
         q, k = _rand(_batched(c["q"], b), g), _rand(_batched(c["k"], b), g)
         fn = F.scaled_dot_product_attention
@@ -153,12 +161,12 @@ def _functional(kind: str, c: dict, b: int, g: torch.Generator) -> tuple[nn.Modu
         dims = c["dims"]
         op = {"mean": torch.mean, "sum": torch.sum, "amax": torch.amax}[c["op"]]
         if dims is None:
-            return _Fn(lambda x: op(x)), (_rand((b, *c["shape"]), g),)
-        return _Fn(lambda x: op(x, dims, c["keepdim"])), (_rand((b, *c["shape"]), g),)
+            return _Fn(lambda x: op(x)), (_rand((b, *c["shape"]), g, nc),)
+        return _Fn(lambda x: op(x, dims, c["keepdim"])), (_rand((b, *c["shape"]), g, nc),)
     if kind == "mha":
         mod = nn.MultiheadAttention(c["embed"], c["heads"], batch_first=True)
-        q = _rand((b, c["tokens"], c["embed"]), g)
-        kv = _rand((b, c["src_tokens"], c["embed"]), g)
+        q = _rand((b, c["tokens"], c["embed"]), g, nc)
+        kv = q if c["src_tokens"] == c["tokens"] else _rand((b, c["src_tokens"], c["embed"]), g)
         need = c["need_weights"]
         return _Fn(lambda q_, kv_: mod(q_, kv_, kv_, need_weights=need)), (q, kv)
     if kind == "call":
@@ -244,7 +252,7 @@ def kernel_features(kernel: Kernel, batch_size: int) -> np.ndarray:
                 float(hash_str(str(c.get("fn", c.get("type", c.get("op", ""))))) % 97)]
     else:
         tail = []
-    return np.asarray(base + tail, dtype=float)
+    return np.asarray(base + tail + [float(bool(c.get("noncontig")))], dtype=float)
 
 
 def hash_str(text: str) -> int:

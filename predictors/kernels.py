@@ -114,6 +114,18 @@ def _module_kernel(m: nn.Module, args: tuple, kwargs: dict, out: Any) -> Kernel:
     x, y = _first_tensor(args), _first_tensor(out)
     if x is None or y is None:
         return Kernel("other", {"cls": type(m).__name__})
+    kernel = _module_kernel_of(m, args, kwargs, x, y)
+    if not x.is_contiguous() and kernel.kind in _LAYOUT_SENSITIVE:
+        # A transposed view (ViT tokens) costs the next kernel a copy or strided reads.
+        kernel.config["noncontig"] = True
+    return kernel
+
+
+_LAYOUT_SENSITIVE = {"linear", "norm", "act", "mha", "eltwise", "softmax", "reduce"}
+
+
+def _module_kernel_of(m: nn.Module, args: tuple, kwargs: dict, x: torch.Tensor,
+                      y: torch.Tensor) -> Kernel:
     if type(m) is nn.Conv2d:
         return Kernel("conv", _conv_config(m, x, y))
     if type(m) is nn.Linear:
@@ -172,6 +184,14 @@ def _functional_kernel(name: str, args: tuple, kwargs: dict, out: Any) -> Kernel
     y = _first_tensor(out)
     if y is None or not ins:
         return None
+    kernel = _functional_kernel_of(name, args, kwargs, ins, y)
+    if kernel is not None and not ins[0].is_contiguous() and kernel.kind in _LAYOUT_SENSITIVE:
+        kernel.config["noncontig"] = True
+    return kernel
+
+
+def _functional_kernel_of(name: str, args: tuple, kwargs: dict, ins: list[torch.Tensor],
+                          y: torch.Tensor) -> Kernel | None:
     x = ins[0]
     if name in _ELTWISE:
         # Parameters (a position embedding) do not grow with the batch; activations do.

@@ -17,7 +17,7 @@ from torch import nn
 
 from hardware.identity import identify
 from hardware.profile import DeviceProfile
-from hardware.timing import measure
+from hardware.timing import compare_interleaved, measure
 from nas.errors import HardwareError
 from predictors.kernel_ops import BUILDABLE, build_kernel
 from predictors.kernels import Kernel, extract_kernels
@@ -40,8 +40,8 @@ def _time_kernel(kernel: Kernel, b: int, device: str, threads: int | None,
                  repeats: int) -> tuple[float, float, int] | None:
     try:
         mod, xs = build_kernel(kernel, b)
-        t = measure(mod, xs, batch_size=b, device=device, threads=threads, warmup=2,
-                    repeats=repeats, min_sample_ms=0.5)
+        t = measure(mod, xs, batch_size=b, device=device, threads=threads, warmup=1,
+                    repeats=repeats, min_sample_ms=0.3)
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError):
         return None  # a perturbed configuration that torch rejects is simply skipped
     return t.median_ms, t.iqr_ms, t.n
@@ -50,10 +50,11 @@ def _time_kernel(kernel: Kernel, b: int, device: str, threads: int | None,
 def profile_kernels(kernel_configs: Iterable[Kernel | dict[str, Any]], *, device: str = "cpu",
                     batch_sizes: Sequence[int] = (1, 32), time_budget_s: float | None = None,
                     progress: Progress | None = None, threads: int | None = None,
-                    repeats: int = 9) -> list[dict[str, Any]]:
+                    repeats: int = 5, seed: int | None = None) -> list[dict[str, Any]]:
     """Return measurement rows (store `measurements` columns) of standalone kernels.
 
     Kernels are deduplicated; unbuildable kinds ("other") are skipped; stops at the budget.
+    With a `seed` the order is shuffled, so a budget cut spreads over all models.
     """
     device_id = identify(device, threads).device_id
     seen: set[str] = set()
@@ -63,6 +64,8 @@ def profile_kernels(kernel_configs: Iterable[Kernel | dict[str, Any]], *, device
         if k.kind in BUILDABLE and k.key() not in seen:
             seen.add(k.key())
             todo.append(k)
+    if seed is not None:
+        random.Random(seed).shuffle(todo)
     total = len(todo) * len(batch_sizes)
     start, rows, done = time.monotonic(), [], 0
     for k in todo:
@@ -157,21 +160,40 @@ def _unpack(item: Any) -> tuple[str | None, nn.Module, tuple[int, ...]]:
 
 def measure_models(models: Sequence[Any], *, device: str = "cpu",
                    batch_sizes: Sequence[int] = (1, 32), threads: int | None = None,
-                   repeats: int = 7, time_budget_s: float | None = None) -> list[dict[str, Any]]:
-    """Return whole-model rows {name, batch_size, median_ms, iqr_ms, repeats, kernels}."""
+                   repeats: int = 5, time_budget_s: float | None = None) -> list[dict[str, Any]]:
+    """Return whole-model rows {name, batch_size, median_ms, iqr_ms, repeats, kernel_sum_ms,
+    input_shape, kernels}.
+
+    Each model is timed interleaved with its own standalone kernels: `kernel_sum_ms` (their
+    summed medians) shares the machine's load of that moment with `median_ms`, so the ratio
+    of the two is what the model adds to its kernels, not how busy the machine was.
+    """
     out: list[dict[str, Any]] = []
     start = time.monotonic()
     for i, item in enumerate(models):
         if time_budget_s is not None and time.monotonic() - start > time_budget_s:
             break
         name, model, shape = _unpack(item)
-        kernels = [k.to_json() for k in extract_kernels(model, shape)]
+        kernels = extract_kernels(model, shape)
+        counts: dict[str, int] = {}
+        unique: dict[str, Kernel] = {}
+        for k in kernels:
+            if k.kind in BUILDABLE:
+                counts[k.key()] = counts.get(k.key(), 0) + 1
+                unique.setdefault(k.key(), k)
         for b in batch_sizes:
-            t = measure(model, shape, batch_size=int(b), device=device, threads=threads,
-                        warmup=2, repeats=repeats)
+            runs: dict[str, Any] = {"__model__": model}
+            inputs: dict[str, Any] = {"__model__": shape}
+            for key, k in unique.items():
+                runs[key], inputs[key] = build_kernel(k, int(b))
+            t = compare_interleaved(runs, inputs, batch_size=int(b), device=device,
+                                    threads=threads, warmup=1, repeats=repeats)
+            ksum = sum(counts[key] * t[key].median_ms for key in unique)
+            whole = t["__model__"]
             out.append({"name": name or f"model{i}", "batch_size": int(b),
-                        "median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "repeats": t.n,
-                        "input_shape": list(shape), "kernels": kernels})
+                        "median_ms": whole.median_ms, "iqr_ms": whole.iqr_ms,
+                        "repeats": whole.n, "kernel_sum_ms": ksum, "input_shape": list(shape),
+                        "kernels": [k.to_json() for k in kernels]})
     return out
 
 
@@ -220,9 +242,13 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
     report = progress or (lambda *a: None)
     report(0, None, f"{len(kernels)} kernels from {len(models)} models")
     rows = profile_kernels(kernels, device=device, batch_sizes=batch_sizes, threads=threads,
+                           seed=seed,
                            time_budget_s=max(0.0, 0.55 * time_budget_s - (time_budget_s - left())),
                            progress=lambda d, t, m: report(d, None, "kernels: " + m))
-    whole = measure_models(list(models)[:whole_models], device=device, batch_sizes=batch_sizes,
+    # whole models spread over the list (callers often group models by space)
+    step = max(1.0, len(models) / max(1, whole_models))
+    chosen = [models[int(i * step)] for i in range(min(whole_models, len(models)))]
+    whole = measure_models(chosen, device=device, batch_sizes=batch_sizes,
                            threads=threads, time_budget_s=max(1.0, left() - 0.2 * time_budget_s))
     report(len(rows), None, f"{len(rows)} kernel and {len(whole)} whole-model timings")
     rows += _adaptive_rounds(rows, left, device, threads, batch_sizes, seed, report)

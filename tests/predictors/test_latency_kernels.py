@@ -123,3 +123,25 @@ def test_extract_kernels_rejects_bad_input():
         extract_kernels(lambda x: x, (3,))
     with pytest.raises(HardwareError, match="input_shape"):
         extract_kernels(nn.Linear(3, 3), (0,))
+
+
+class TransposedTokens(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.flatten(2).transpose(1, 2)  # (N, C, H, W) -> a strided (N, HW, C) view
+        return t + self.ln(t)
+
+
+def test_non_contiguous_inputs_are_recorded_and_rebuilt():
+    ks = [k for k in extract_kernels(TransposedTokens(), (8, 4, 4)) if k.kind != "call"]
+    assert [k.kind for k in ks] == ["view", "view", "norm", "eltwise"]
+    norm, add = ks[2], ks[3]
+    assert norm.config == {"type": "ln", "shape": [16, 8], "noncontig": True}
+    assert add.config["noncontig"] is True
+    _, xs = build_kernel(norm, 2)
+    assert xs[0].shape == (2, 16, 8) and not xs[0].is_contiguous()
+    _, xs = build_kernel(Kernel("norm", {"type": "ln", "shape": [16, 8]}), 2)
+    assert xs[0].is_contiguous()
