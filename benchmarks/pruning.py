@@ -30,8 +30,9 @@ from nas.compress.prune import (
     measure_channel_latency,
     prune,
     prune_channels,
+    time_model,
 )
-from nas.compress.pruning.latency import _samples
+from nas.compress.pruning.latency import latency_samples
 from nas.compress.pruning.layers import prunable_layers
 from nas.evaluate.datasets import load_dataset
 from search_spaces import resnet, vgg
@@ -78,7 +79,7 @@ def accuracy(model: nn.Module, x, y) -> float:
     return hits / len(y)
 
 
-def unstructured(name, model, data, args) -> None:
+def unstructured(name, model, data, args) -> dict[str, np.ndarray]:
     """Print accuracy per method and sparsity, DP timing and memory, and the additivity check."""
     x_tr, y_tr, x_te, y_te = data
     calib = x_tr[: args.calib]
@@ -121,6 +122,7 @@ def unstructured(name, model, data, args) -> None:
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
         print(f"  {s:.2f}  {seconds:.3f} s  {peak:.2f} MiB")
+    return curves
 
 
 def structured(name, model, data, args) -> None:
@@ -129,17 +131,24 @@ def structured(name, model, data, args) -> None:
     calib, example = x_tr[: args.calib], x_te[: args.latency_batch]
     table = measure_channel_latency(model, example, repeats=args.repeats)
     print(f"\n## {name}, channel pruning: dense {table.full_ms:.2f} ms per batch of "
-          f"{args.latency_batch} (measured, 1 thread); groups {len(table.points)}")  # fmt: skip
-    print("budget | method  | predicted ms | measured ms | x dense | params | acc / +1 ep FT")
+          f"{args.latency_batch} (fastest of {args.repeats}, 1 thread); "
+          f"{len(table.points)} channel groups")  # fmt: skip
+    print("budget | method  | predicted ms | measured ms | x dense | params | acc / +1 ep FT"
+          " | channels kept")  # fmt: skip
+
+    def measure(m: nn.Module) -> float:
+        return time_model(m, example, repeats=args.repeats)
+
     for frac in args.budgets:
         budget = frac * table.full_ms
         results = {
             method: prune_channels(model, latency_budget_ms=budget, latency_fn=table,
-                                   base_ms=table.base_ms, calib=calib, method=method)
+                                   base_ms=table.base_ms, calib=calib, method=method,
+                                   measure=measure)
             for method in ("dp", "uniform")
         }  # fmt: skip
-        runs = _samples([model] + [r.model for r in results.values()], example, args.repeats)
-        dense_ms, *ms = [float(np.median(r)) for r in runs]
+        runs = latency_samples([model] + [r.model for r in results.values()], example, args.repeats)
+        dense_ms, *ms = [float(np.min(r)) for r in runs]
         for (method, res), measured in zip(results.items(), ms, strict=True):
             before = accuracy(res.model, x_te, y_te)
             fit(res.model, x_tr[: args.ft], y_tr[: args.ft], epochs=1, lr=args.ft_lr,
@@ -148,7 +157,28 @@ def structured(name, model, data, args) -> None:
             params = sum(p.numel() for p in res.model.parameters())
             print(f"{frac:6.2f} | {method:7} | {res.predicted_latency_ms:12.2f} | "
                   f"{measured:11.2f} | {measured / dense_ms:7.2f} | {params:6d} | "
-                  f"{before:.4f} / {after:.4f}  {res.channels}", flush=True)  # fmt: skip
+                  f"{before:.4f} / {after:.4f} | {list(res.channels.values())}",
+                  flush=True)  # fmt: skip
+
+
+def iterative(name, model, data, args, curves) -> None:
+    """Print DP against LAMP at high sparsity when pruned in rounds, fine-tuning after each."""
+    x_tr, y_tr, x_te, y_te = data
+    calib = x_tr[: args.calib]
+
+    def finetune(m: nn.Module) -> None:
+        fit(m, x_tr[: args.ft], y_tr[: args.ft], epochs=1, lr=args.ft_lr, seed=args.seed)
+
+    print(f"\niterative, {args.rounds} rounds (1 fine-tuning epoch after each): sparsity | dp | lamp")
+    for s in args.iter_sparsities:
+        accs = [
+            accuracy(prune(model, sparsity=s, method=m, calib=calib, curves=curves,
+                           grid_step=args.grid, rounds=args.rounds, finetune=finetune).model,
+                     x_te, y_te)
+            for m in ("dp", "lamp")
+        ]  # fmt: skip
+        print(f"  {s:.2f} | {accs[0]:.4f} | {accs[1]:.4f} | dp - lamp {100 * (accs[0] - accs[1]):+.2f} pt",
+              flush=True)  # fmt: skip
 
 
 def dp_scaling(seed: int) -> None:
@@ -181,6 +211,8 @@ def main() -> None:
     p.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.7, 0.9, 0.95])
     p.add_argument("--budgets", type=float, nargs="+", default=[0.85, 0.7],
                    help="channel-pruning latency budgets, as fractions of the dense latency")
+    p.add_argument("--iter-sparsities", type=float, nargs="+", default=[0.9, 0.95])
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the iterative comparison")
     p.add_argument("--latency-batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=1)
@@ -190,6 +222,7 @@ def main() -> None:
     if args.quick:
         args.train, args.epochs, args.test, args.ft, args.grid = 2000, 1, 1000, 500, 0.1
         args.sparsities, args.budgets, args.repeats = [0.5, 0.9], [0.7], 3
+        args.iter_sparsities = [0.9]
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
@@ -202,7 +235,8 @@ def main() -> None:
         fit(model, data[0], data[1], epochs=args.epochs, lr=0.05, seed=args.seed)
         print(f"\n{name}: trained {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
         dense = copy.deepcopy(model)
-        unstructured(name, dense, data, args)
+        curves = unstructured(name, dense, data, args)
+        iterative(name, dense, data, args, curves)
         structured(name, dense, data, args)
     dp_scaling(args.seed)
     print(f"\nwall time {time.perf_counter() - start:.0f} s")

@@ -33,10 +33,11 @@ from nas.compress.pruning.curves import (
     additivity,
     additivity_report,
     check_distortion,
+    dead_distortion,
     distortion_curves,
     ratio_grid,
 )
-from nas.compress.pruning.latency import LatencyTable, measure_channel_latency
+from nas.compress.pruning.latency import LatencyTable, measure_channel_latency, time_model
 from nas.compress.pruning.layers import (
     apply_counts,
     check_calib,
@@ -58,6 +59,7 @@ __all__ = [
     "PruneResult",
     "additivity",
     "additivity_report",
+    "dead_distortion",
     "distortion_curves",
     "dp_allocate",
     "make_permanent",
@@ -66,6 +68,7 @@ __all__ = [
     "measure_channel_latency",
     "prune_channels",
     "sparsity_of",
+    "time_model",
 ]
 
 
@@ -81,10 +84,10 @@ def _check_request(sparsity: float, method: str, rounds: int) -> None:
         raise CompressionError(f"rounds={rounds!r} must be a positive integer, e.g. 1 or 3")
 
 
-def _round_counts(method, layers, target, cap, curves, buckets) -> dict[str, int]:
+def _round_counts(method, layers, target, cap, curves, buckets, limit) -> dict[str, int]:
     sizes = {n: m.weight.numel() for n, m in layers.items()}
     if method == "dp":
-        return dp_counts(curves, sizes, target, buckets=buckets, max_kept=cap)
+        return dp_counts(curves, sizes, target, buckets=buckets, max_kept=cap, limit=limit)
     if method == "uniform":
         return uniform_counts(sizes, cap, target)
     if method == "global":
@@ -106,6 +109,7 @@ class _Rounds:
     distortion: str
     buckets: int
     finetune: Callable[[nn.Module], None] | None
+    max_layer_distortion: float | None
 
     def run(self, work, layers, total, curves) -> tuple[float, float, dict | None]:
         """Return (allocation seconds, curve seconds, first round's curves) after pruning work."""
@@ -121,9 +125,13 @@ class _Rounds:
                 )
                 curve_time += time.perf_counter() - start
             first = round_curves if first is None else first
+            limit = None
+            if self.method == "dp" and self.max_layer_distortion is not None:
+                dead = dead_distortion(work, self.calib, self.distortion)
+                limit = self.max_layer_distortion * dead
             start = time.perf_counter()
             cap = kept_counts(layers)
-            counts = _round_counts(self.method, layers, target, cap, round_curves, self.buckets)
+            counts = _round_counts(self.method, layers, target, cap, round_curves, self.buckets, limit)
             solve += time.perf_counter() - start
             apply_counts(layers, counts)
             if self.finetune is not None:
@@ -146,12 +154,19 @@ def prune(
     check_additivity: bool = False,
     n_random: int = 20,
     seed: int = 0,
+    max_layer_distortion: float | None = 1.0,
 ) -> PruneResult:
     """Return a pruned copy of ``model`` (masks attached) at the target sparsity by ``method``.
 
     ``rounds`` > 1 prunes iteratively, the same fraction of what remains each round, fine-tuning
     after each if ``finetune`` is given; ``curves`` reuses distortion curves of the unpruned model
     for the first round. The input model is not modified.
+
+    ``max_layer_distortion`` (beyond the paper) keeps the DP from choosing, for any layer, a
+    ratio whose distortion alone exceeds that multiple of ``dead_distortion`` (a model that
+    outputs the mean logits). Without it, at sparsities where every allocation saturates, the
+    cheapest sum is often to mask a whole plain layer, which no fine-tuning can undo. ``None``
+    gives the paper's unguarded DP; if the target is unreachable under the guard it is lifted.
     """
     _check_request(sparsity, method, rounds)
     check_distortion(distortion)
@@ -160,7 +175,9 @@ def prune(
     layers = prunable_layers(work)
     check_calib(work.eval(), calib)
     total = sum(m.weight.numel() for m in layers.values())
-    plan = _Rounds(method, sparsity, rounds, calib, grid_step, distortion, buckets, finetune)
+    plan = _Rounds(
+        method, sparsity, rounds, calib, grid_step, distortion, buckets, finetune, max_layer_distortion
+    )
     solve, curve_time, first_curves = plan.run(work, layers, total, curves)
     work.eval()
     achieved, kept, _ = sparsity_of(work)

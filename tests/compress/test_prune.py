@@ -15,6 +15,7 @@ from torch import nn
 from nas.compress.prune import (
     METHODS,
     additivity_report,
+    dead_distortion,
     distortion_curves,
     dp_allocate,
     make_permanent,
@@ -265,3 +266,32 @@ def test_error_calibration_batch_of_wrong_shape(model):
 def test_error_unknown_method_lists_valid_ones(model, calib):
     with pytest.raises(CompressionError, match=r"'magic'.*\['dp', 'lamp', 'global', 'uniform', 'erk'\]"):
         prune(model, sparsity=0.5, method="magic", calib=calib)
+
+
+def test_guard_excludes_choices_worse_than_a_dead_model():
+    # masking layer a outright is the cheapest sum (0.6), but worse than the guard allows
+    curves = {"a": np.array([0.0, 0.4, 0.6]), "b": np.array([0.0, 0.3, 2.0])}
+    sizes = {"a": 100, "b": 100}
+    plain = dp_counts(curves, sizes, 100, buckets=100, refine=False)
+    assert plain == {"a": 0, "b": 100}
+    guarded = dp_counts(curves, sizes, 100, buckets=100, refine=False, limit=0.5)
+    assert guarded == {"a": 50, "b": 50}  # 0.4 + 0.3, every choice under the limit
+    # too sparse to honour the guard: it is lifted rather than failing
+    assert dp_counts(curves, sizes, 10, buckets=10, refine=False, limit=0.5) == {"a": 0, "b": 0}
+
+
+def test_guard_in_prune_is_relative_to_the_dead_distortion(model, calib):
+    dead = dead_distortion(model, calib)
+    assert dead > 0
+    grid = np.linspace(0, 1, 11)
+    # every layer costs 0.05 dead per 10% step; masking the largest whole costs 0.85 dead
+    curves = {n: 0.5 * dead * grid for n in prunable_layers(model)}
+    curves["blocks.1.conv2"] = np.r_[dead * grid[:9], 0.84 * dead, 0.85 * dead]
+    ratios = {}
+    for guard in (None, 1.0, 0.8):
+        res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
+                    max_layer_distortion=guard)  # fmt: skip
+        ratios[guard] = res.allocation["blocks.1.conv2"]
+        assert abs(res.sparsity - 0.6) < 0.01
+    assert ratios[None] == ratios[1.0] == 1.0  # 0.85 dead is under a 1.0 guard
+    assert ratios[0.8] < 1.0

@@ -94,8 +94,13 @@ def dp_counts(
     buckets: int = 10000,
     max_kept: dict[str, int] | None = None,
     refine: bool = True,
+    limit: float | None = None,
 ) -> dict[str, int]:
-    """Return kept weights per layer minimising summed distortion with sum(kept) <= target."""
+    """Return kept weights per layer minimising summed distortion with sum(kept) <= target.
+
+    ``limit`` excludes every per-layer choice whose own distortion exceeds it (see ``prune``'s
+    ``max_layer_distortion``); if the target cannot be met without them, they are let back in.
+    """
     names = list(sizes)
     missing = [n for n in names if n not in curves]
     if missing:
@@ -103,7 +108,15 @@ def dp_counts(
     cap = max_kept or sizes
     kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
     dists = [np.asarray(curves[n], dtype=np.float64) for n in names]
-    picks = dp_solve(dists, kept_grid, float(target_kept), buckets)
+    if limit is not None:
+        guarded = [np.where(d > limit, np.inf, d) for d in dists]
+        try:
+            picks = dp_solve(guarded, kept_grid, float(target_kept), buckets)
+            dists = guarded
+        except CompressionError:
+            limit = None  # too sparse to avoid them: fall back to the plain problem
+    if limit is None:
+        picks = dp_solve(dists, kept_grid, float(target_kept), buckets)
     kept = [int(kept_grid[i][j]) for i, j in enumerate(picks)]
     if refine:
         kept = _refine(dists, kept_grid, picks, int(target_kept) - sum(kept))

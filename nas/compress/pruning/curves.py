@@ -87,6 +87,20 @@ def distortion_curves(
     return curves
 
 
+def dead_distortion(model: nn.Module, calib: torch.Tensor, distortion: str = "mean") -> float:
+    """Return the distortion of a network that outputs the batch-mean logits for every sample.
+
+    A layer pruned until its distortion alone reaches this carries no information about the
+    input: the model is as good as dead, and fine-tuning cannot revive a fully masked layer.
+    """
+    check_distortion(distortion)
+    with torch.no_grad():
+        ref = check_calib(_frozen(model), calib)
+    flat = ref.reshape(ref.shape[0], -1)
+    const = flat.mean(dim=0, keepdim=True).expand_as(flat)
+    return float(reduce_distortion(per_sample_distortion(const, flat), distortion)[0])
+
+
 @dataclass(frozen=True)
 class AdditivityReport:
     """Predicted (summed single-layer) against measured (joint) distortion on random allocations."""

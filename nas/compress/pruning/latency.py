@@ -34,11 +34,16 @@ class LatencyTable:
 
 
 def time_model(model: nn.Module, example: torch.Tensor, *, repeats: int = 20) -> float:
-    """Return the median forward latency of ``model`` on ``example`` in milliseconds."""
-    return float(np.median(_samples([model], example, repeats)[0]))
+    """Return the fastest of ``repeats`` forward passes of ``model`` on ``example``, in ms.
+
+    The minimum, not the median: on a shared machine other work only ever adds time, so the
+    fastest run is the most repeatable estimate of the model's own cost.
+    """
+    return float(np.min(latency_samples([model], example, repeats)[0]))
 
 
-def _samples(models: list[nn.Module], example: torch.Tensor, repeats: int) -> list[list[float]]:
+def latency_samples(models: list[nn.Module], example: torch.Tensor, repeats: int) -> list[list[float]]:
+    """Return ``repeats`` forward times (ms) per model, interleaved round by round."""
     # interleaved: every round times every model once, so drifting load hits all alike
     out: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
@@ -76,11 +81,11 @@ def measure_channel_latency(
         configs += [(g.name, k) for k in ks]
     by_name = {g.name: g for g in groups}
     models = [base] + [_narrowed(base, by_name[n], k) for n, k in configs]
-    medians = [float(np.median(s)) for s in _samples(models, example, repeats)]
-    full = medians[0]
+    fastest = [float(np.min(s)) for s in latency_samples(models, example, repeats)]
+    full = fastest[0]
     points: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for g in groups:
-        pairs = [(k, ms) for (n, k), ms in zip(configs, medians[1:], strict=True) if n == g.name]
+        pairs = [(k, ms) for (n, k), ms in zip(configs, fastest[1:], strict=True) if n == g.name]
         pairs.append((g.channels, full))
         ks = np.array([k for k, _ in pairs], dtype=np.float64)
         ms = np.maximum.accumulate(np.array([t for _, t in pairs]))  # wider is never faster
