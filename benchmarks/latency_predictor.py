@@ -14,6 +14,7 @@ import importlib
 import math
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,8 +83,7 @@ def _print_table(results: dict[str, dict[str, float]], ceilings: dict[int, float
           + ", ".join(f"batch {b}: {v:.3f}" for b, v in ceilings.items()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; return the process exit code."""
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=90.0, help="profiling seconds (<= 1200)")
@@ -98,6 +98,41 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 < args.budget <= 1200:
         ap.error(f"--budget {args.budget} must be in (0, 1200] seconds")
+    return args
+
+
+def _evaluate(b: int, tests: list, prof_models: list, profile: Any, variants: dict,
+              args: argparse.Namespace, results: dict[str, dict[str, float]]) -> float:
+    """Fill `results` for batch b; return the noise ceiling."""
+    t1 = time.monotonic()
+    truth, ma, mb = _truth(tests, b, args.threads, args.repeats)
+    print(f"batch {b}: ground truth for {len(tests)} models in {time.monotonic() - t1:.0f} s")
+    for name, pred in variants.items():
+        t2 = time.perf_counter()
+        p = [pred.predict(m, s, b) for _, m, s, _ in tests]
+        results[f"{name} b{b}"] = latency_report(p, truth)
+        results[f"{name} b{b}"]["ms_per_prediction"] = (time.perf_counter() - t2) / len(p) * 1e3
+        if name == "predictor":
+            for sp in sorted({t[3] for t in tests}):
+                idx = [i for i, t in enumerate(tests) if t[3] == sp]
+                r = latency_report([p[i] for i in idx], truth[idx])
+                print(f"  {sp:10s} within_10={r['within_10']:.2f} "
+                      f"spearman={r['spearman']:.3f} mape={r['mape']:.3f} bias={r['bias']:+.3f}")
+    train = [m for m in profile.models if m["batch_size"] == b]
+    names = {n: (mm, s) for n, mm, s, _ in prof_models}
+    if len(train) < 2:
+        print(f"batch {b}: fewer than 2 whole-model timings; no FLOPs baseline")
+    else:
+        f_train = [_flops(*names[m["name"]], b) for m in train]
+        f_test = [_flops(m, s, b) for _, m, s, _ in tests]
+        fb = flops_baseline(f_train, [m["median_ms"] for m in train], f_test)
+        results[f"FLOPs b{b}"] = latency_report(np.maximum(fb, 1e-3), truth)
+    return noise_ceiling(ma, mb)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return the process exit code."""
+    args = _parse(argv)
     torch.manual_seed(args.seed)
     spaces = args.spaces.split(",")
     batches = [int(b) for b in args.batches.split(",")]
@@ -119,39 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                 "no-correction": LatencyPredictor(correction=False, seed=args.seed).fit(profile),
                 "with-lookup": LatencyPredictor(lookup=True, seed=args.seed).fit(profile)}
     results: dict[str, dict[str, float]] = {}
-    ceilings: dict[int, float] = {}
-    for b in batches:
-        t1 = time.monotonic()
-        truth, ma, mb = _truth(tests, b, args.threads, args.repeats)
-        ceilings[b] = noise_ceiling(ma, mb)
-        print(f"batch {b}: ground truth for {len(tests)} models in "
-              f"{time.monotonic() - t1:.0f} s")
-        for name, pred in variants.items():
-            t2 = time.perf_counter()
-            p = [pred.predict(m, s, b) for _, m, s, _ in tests]
-            per_model = (time.perf_counter() - t2) / len(tests) * 1e3
-            results[f"{name} b{b}"] = latency_report(p, truth)
-            if name == "predictor":
-                results[f"{name} b{b}"]["ms_per_prediction"] = per_model
-                for sp in spaces:
-                    idx = [i for i, t in enumerate(tests) if t[3] == sp]
-                    r = latency_report([p[i] for i in idx], truth[idx])
-                    print(f"  {sp:10s} within_10={r['within_10']:.2f} "
-                          f"spearman={r['spearman']:.3f} mape={r['mape']:.3f}")
-        train = [m for m in profile.models if m["batch_size"] == b]
-        names = {n: (mm, s) for n, mm, s, _ in prof_models}
-        if len(train) < 2:
-            print(f"batch {b}: fewer than 2 whole-model timings; no FLOPs baseline")
-            continue
-        f_train = [_flops(*names[m["name"]], b) for m in train]
-        f_test = [_flops(m, s, b) for _, m, s, _ in tests]
-        fb = flops_baseline(f_train, [m["median_ms"] for m in train], f_test)
-        results[f"FLOPs b{b}"] = latency_report(np.maximum(fb, 1e-3), truth)
+    ceilings = {b: _evaluate(b, tests, prof_models, profile, variants, args, results)
+                for b in batches}
     _print_table(results, ceilings)
     for b in batches:
-        r = results[f"predictor b{b}"]
-        print(f"batch {b}: {r['ms_per_prediction']:.2f} ms per first prediction (traced); "
-              f"cached repeats are dictionary lookups")
+        print(f"batch {b}: {results[f'predictor b{b}']['ms_per_prediction']:.2f} ms per first "
+              "prediction (traced); cached repeats are dictionary lookups")
     ok = all(results[f"predictor b{b}"]["spearman"] >= 0.95 for b in batches)
     ok = ok and (32 not in batches or results["predictor b32"]["within_10"] >= 0.9)
     print("targets met" if ok else "targets NOT met (see table)")

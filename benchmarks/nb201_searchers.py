@@ -193,6 +193,26 @@ class MOScore:
         return hypervolume_2d(self.err[found], self.lat[found], self.ref) / self.true_hv
 
 
+def overhead(name: str, space: Space, bench: Bench, n_trials: int, settings: dict,
+             repeats: int = 20) -> float:
+    """Return the mean seconds per ask+tell of a searcher restored from `n_trials` random trials."""
+    from nas.search import Observation
+
+    val = bench.col(COLUMNS["cifar10"][0])
+    searcher = make_searcher(name, space, ["accuracy:max"], seed=0, **settings)
+    rng = np.random.default_rng(0)
+    archs = {}
+    while len(archs) < n_trials:
+        a = space.sample(int(rng.integers(2**31)))
+        archs[a.id] = a
+    searcher.restore([Observation(a, {"accuracy": float(val[bench.row(a)])}) for a in archs.values()])
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a = searcher.ask()
+        searcher.tell(a, {"accuracy": float(val[bench.row(a)])})
+    return (time.perf_counter() - t0) / repeats
+
+
 # -- main ----------------------------------------------------------------------------------------
 def _settings(args: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
@@ -224,10 +244,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--arg", action="append", default=[], help="searcher.key=value")
     p.add_argument("--table-dir", default=str(TABLE_DIR))
     p.add_argument("--hit", type=int, default=150, help="budget for the 'optimum reached' rate")
+    p.add_argument("--overhead", type=int, default=0,
+                   help="instead: ms per ask+tell after restoring this many trials")
     a = p.parse_args(argv)
     budgets = [int(b) for b in a.budgets.split(",")]
     settings = _settings(a.arg)
     bench, space = Bench(Path(a.table_dir)), nb201_space()
+    if a.overhead:
+        print(f"| searcher | ms per ask+tell after {a.overhead} trials |")
+        for name in a.searchers.split(","):
+            if name != "tpe":
+                ms = 1e3 * overhead(name, space, bench, a.overhead, settings.get(name, {}))
+                print(f"| {name} | {ms:.1f} |", flush=True)
+        return
     seeds = range(a.seed_offset, a.seed_offset + a.seeds)
     searchers = a.searchers.split(",")
     for ds in a.datasets.split(","):

@@ -93,7 +93,8 @@ def compare(lines: dict[str, tuple[np.ndarray, np.ndarray]], y_title: str, title
     """Return one line per study (x: trials evaluated, y: best-so-far or hypervolume)."""
     fig = go.Figure()
     for name, (x, y) in lines.items():
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"shape": "hv"}))
+        mode = "lines+markers" if len(x) <= 50 else "lines"  # a short study is a few dots
+        fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=name, line={"shape": "hv"}))
     return _layout(fig, "trials evaluated", y_title, title)
 
 

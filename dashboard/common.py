@@ -102,7 +102,7 @@ def synced_select(label: str, options: list, param: str, key: str, default: int 
             wanted in text and st.session_state.get(seen) != wanted):
         st.session_state[key] = options[text.index(wanted)] if wanted in text else options[default]
         st.session_state[seen] = wanted
-    choice = st.selectbox(label, options, key=key)
+    choice = st.sidebar.selectbox(label, options, key=key)
     if st.query_params.get(param) != str(choice):
         st.query_params[param] = str(choice)
         st.session_state[seen] = str(choice)

@@ -67,6 +67,8 @@ def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
         raise SearchError(f"budget={budget}: give the number of architectures to evaluate (>= 1)")
     objs, cons = parse_objectives(objectives), parse_constraints(constraints)
     store = Store.open(storage)
+    if hasattr(evaluator, "weight_cache"):  # e.g. post-training quantization: train once per network
+        evaluator.weight_cache = StoreWeightCache(store, space.fingerprint)
     loop = _Loop(space, evaluator, store, objs, cons, budget, seed, on_progress)
     record = store.create_study(StudySpec(
         name=study or f"{space.name or 'space'}-{searcher}-{seed}", space_ref=space_ref,
@@ -85,6 +87,21 @@ def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
         executor.shutdown()
     trials = store.trials(record.id)
     return StudyResult(store.get_study(record.name), trials, objs, cons, s.n_skipped)
+
+
+class StoreWeightCache:
+    """Trained weights kept in the store, keyed by architecture id (what `weight_cache` expects)."""
+
+    def __init__(self, store: Store, fingerprint: str) -> None:
+        self.store, self.fingerprint = store, fingerprint
+
+    def get(self, arch_id: str, key: str = "trained") -> bytes | None:
+        """Return the stored safetensors bytes, or None."""
+        return self.store.get_weights(self.fingerprint, arch_id, key)
+
+    def put(self, arch_id: str, data: bytes, key: str = "trained") -> None:
+        """Store safetensors bytes for an architecture."""
+        self.store.put_weights(self.fingerprint, arch_id, key, data)
 
 
 class _Loop:

@@ -147,22 +147,30 @@ class LatencyPredictor:
 
     def predict_kernel(self, kernel: Kernel, batch_size: int = 1) -> float:
         """Return the predicted standalone latency in ms of one kernel at `batch_size`."""
+        self._fill_cache([kernel], int(batch_size))
+        return self._kernel_cache[(kernel.key(), int(batch_size))]
+
+    def _fill_cache(self, kernels: list[Kernel], batch_size: int) -> list[tuple[str, int]]:
+        """Predict every uncached kernel, one regressor call per kind; return the keys."""
         self._check_fitted()
-        key = (kernel.key(), int(batch_size))
-        hit = self._kernel_cache.get(key)
-        if hit is not None:
-            return hit
-        if self.lookup and key in self.table_:
-            ms = self.table_[key]
-        else:
-            feats = kernel_features(kernel, batch_size)
-            model = self.models_.get(kernel.kind)
-            if model is None:
-                ms = float(math.exp(self.fallback_.predict(feats[None, :3])[0]))
+        keys = [(k.key(), batch_size) for k in kernels]
+        todo: dict[str, dict[tuple[str, int], Kernel]] = defaultdict(dict)
+        for key, k in zip(keys, kernels, strict=True):
+            if key in self._kernel_cache:
+                continue
+            if self.lookup and key in self.table_:
+                self._kernel_cache[key] = self.table_[key]
             else:
-                ms = float(math.exp(model.predict(feats[None, :])[0]))
-        self._kernel_cache[key] = ms
-        return ms
+                todo[k.kind][key] = k
+        # sklearn's per-call overhead dwarfs one row's work: predict a kind's rows together
+        for kind, group in todo.items():
+            feats = np.stack([kernel_features(k, batch_size) for k in group.values()])
+            model = self.models_.get(kind)
+            logs = (self.fallback_.predict(feats[:, :3]) if model is None
+                    else model.predict(feats))
+            for key, value in zip(group, logs, strict=True):
+                self._kernel_cache[key] = float(math.exp(value))
+        return keys
 
     def _ratio(self, batch_size: int) -> float:
         if not self.ratio_:
@@ -175,8 +183,8 @@ class LatencyPredictor:
     def predict_kernels(self, kernels: list[Kernel], batch_size: int = 1,
                         corrected: bool = True) -> float:
         """Return the predicted latency in ms of a model made of `kernels` at `batch_size`."""
-        self._check_fitted()
-        total = sum(self.predict_kernel(k, batch_size) for k in kernels)
+        keys = self._fill_cache(kernels, int(batch_size))
+        total = sum(self._kernel_cache[key] for key in keys)
         return total * (self._ratio(batch_size) if corrected else 1.0)
 
     def predict(self, model: nn.Module, input_shape: tuple[int, ...] | None = None,

@@ -38,7 +38,13 @@ def trials_table() -> None:
         options = sorted(df[col].dropna().astype(str).unique())
         picked = c3.multiselect(f"{decision} is one of", options, default=options)
         shown = shown[shown[col].astype(str).isin(picked)]
-    cols = ["number", "state", *numeric, *sd.decisions.values(), "duration_s", "predicted", "arch_id"]
+    # Per-device latencies (NAS-Bench-201 records 28 of them) only on request: they crowd the table.
+    per_device = [m for m in numeric if m.startswith("lat_ms_")]
+    wide = bool(per_device) and st.toggle(f"Show the {len(per_device)} per-device latency columns",
+                                          key="wide_table")
+    metric_cols = [m for m in numeric if wide or m not in per_device]
+    cols = ["number", "state", *metric_cols, *sd.decisions.values(), "duration_s", "predicted",
+            "arch_id"]
     event = st.dataframe(shown[cols], hide_index=True, on_select="rerun", selection_mode="single-row",
                          key="trials_table",
                          column_config={"duration_s": st.column_config.NumberColumn("duration [s]",

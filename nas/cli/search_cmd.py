@@ -38,7 +38,8 @@ def search_command(
         help="digits | fashion-mnist | cifar10 | nb201-cifar10 | nb201-cifar100 | "
              "nb201-imagenet16-120 | file.py:fn")] = "digits",
     data_dir: Annotated[str | None, typer.Option(help="folder of the data set (or the NB201 table)")] = None,
-    searcher: Annotated[str, typer.Option(help="random (more arrive with the searchers)")] = "random",
+    searcher: Annotated[str, typer.Option(help="random | mcts | smbo | evolution | nsga2 | linas | "
+                                                "optuna:<sampler> (tpe, gp, cmaes, nsga2, ...)")] = "random",
     searcher_arg: Annotated[list[str], typer.Option(help="searcher setting, key=value")] = [],
     budget: Annotated[int, typer.Option(help="number of architectures to evaluate")] = 20,
     epochs: Annotated[int, typer.Option(help="training epochs per architecture")] = 10,

@@ -37,7 +37,7 @@ class SMBO(Searcher):
 
     def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 1.0,
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
-                  **rest: Any) -> None:
+                  max_train: int = 300, **rest: Any) -> None:
         super().configure(**rest)
         if acquisition not in ("ei", "ucb"):
             raise SearchError(f"smbo: acquisition={acquisition!r}; valid: ei, ucb")
@@ -48,6 +48,7 @@ class SMBO(Searcher):
                               f"beta={beta} (>= 0)")
         self.n_init, self.acquisition, self.beta = int(n_init), acquisition, float(beta)
         self.features, self.max_listed, self.n_candidates = features, int(max_listed), int(candidates)
+        self.max_train = max(int(max_train), 20)
         self._encoder: Encoder | None = None
         self._rows: dict[str, np.ndarray] = {}
         self._listed: tuple[list[Architecture], np.ndarray] | None = None
@@ -57,7 +58,7 @@ class SMBO(Searcher):
     def settings(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "acquisition": self.acquisition, "beta": self.beta,
                 "features": self.features, "max_listed": self.max_listed,
-                "candidates": self.n_candidates}
+                "candidates": self.n_candidates, "max_train": self.max_train}
 
     def observe(self, obs: Observation) -> None:
         if obs.state == "PRUNED":
@@ -161,9 +162,12 @@ class SMBO(Searcher):
         X = self._encode(archs)
         pending = list(self.pending.values())
         means, stds, zs = [], [], []
+        keep = self._subset(y)
         for j in range(y.shape[1]):
             z = normal_scores(y[:, j])
             gp = self._model(j, X, z)
+            if len(keep) < len(z):
+                gp = gp.fit(X[keep], z[keep], refit=False)
             if pending:  # kriging believer: pending architectures count as their predicted mean
                 Xp = self._encode(pending)
                 gp = gp.fit(np.vstack([X, Xp]), np.concatenate([z, gp.predict(Xp)[0]]), refit=False)
@@ -171,25 +175,48 @@ class SMBO(Searcher):
             means.append(m)
             stds.append(s)
             zs.append(z)
-        score = self._acquire(np.array(means).T, np.array(stds).T, np.array(zs).T, rng)
+        score = self._acquire(np.array(means).T, np.array(stds).T, np.array(zs).T, y, rng)
         return Architecture(cands[int(np.argmax(score))])
 
-    def _acquire(self, mean: np.ndarray, std: np.ndarray, z: np.ndarray, rng: Any) -> np.ndarray:
+    def _subset(self, y: np.ndarray) -> np.ndarray:
+        """Return the trials the GP is fitted on: all, or the best and the latest beyond max_train."""
+        n = len(y)
+        if n <= self.max_train:
+            return np.arange(n)
+        best = np.argsort(-np.max([normal_scores(c) for c in y.T], axis=0), kind="stable")
+        top = set(best[: self.max_train // 2].tolist())
+        recent = [i for i in range(n - 1, -1, -1) if i not in top][: self.max_train - len(top)]
+        return np.array(sorted(top | set(recent)))
+
+    def _acquire(self, mean: np.ndarray, std: np.ndarray, z: np.ndarray, y: np.ndarray,
+                 rng: Any) -> np.ndarray:
         if mean.shape[1] == 1:
             if self.acquisition == "ei":
                 return expected_improvement(mean[:, 0], std[:, 0], float(z.max()))
             return mean[:, 0] + self.beta * std[:, 0]
-        optimistic = mean + self.beta * std
-        lo = np.minimum(z.min(0), optimistic.min(0))
-        ref = lo - 0.1 * (z.max(0) - lo)
-        if mean.shape[1] == 2:
-            front = z[_non_dominated(z)]
-            gain = hypervolume_improvement_2d(optimistic, front, ref)
+        # Several objectives: judge optimistic points on the objectives' own (linear) scales, where
+        # the user's trade-off lives, normalised by the observed ranges.
+        opt = np.column_stack([to_values(mean[:, j] + self.beta * std[:, j], z[:, j], y[:, j])
+                               for j in range(y.shape[1])])
+        lo, span = y.min(0), np.maximum(y.max(0) - y.min(0), 1e-12)
+        opt, seen_pts = (opt - lo) / span, (y - lo) / span
+        ref = np.full(y.shape[1], -0.1)
+        if y.shape[1] == 2:
+            gain = hypervolume_improvement_2d(opt, seen_pts[_non_dominated(seen_pts)], ref)
             if gain.max() > 0:
                 return gain
-        w = np.array([rng.random() for _ in range(mean.shape[1])]) + 1e-3
-        normed = (optimistic - ref) / (z.max(0) - ref)
-        return (w * normed).min(1) + 0.05 * (w * normed).sum(1)
+        w = np.array([rng.random() for _ in range(y.shape[1])]) + 1e-3
+        return (w * (opt - ref)).min(1) + 0.05 * (w * (opt - ref)).sum(1)
+
+
+def to_values(zq: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return normal scores mapped back to values: the empirical inverse, linear beyond the ends."""
+    order = np.argsort(z)
+    zs, ys = z[order], y[order]
+    slope = (ys[-1] - ys[0]) / max(zs[-1] - zs[0], 1e-12)
+    out = np.interp(zq, zs, ys)
+    out = np.where(zq > zs[-1], ys[-1] + (zq - zs[-1]) * slope, out)
+    return np.where(zq < zs[0], ys[0] + (zq - zs[0]) * slope, out)
 
 
 def normal_scores_prefix(z_full: np.ndarray, r: int) -> np.ndarray:
