@@ -6,8 +6,9 @@
 Two models from the built-in spaces (a ResNet and a VGG, narrow enough for a shared 2-core CPU)
 are trained once on a Fashion-MNIST subset (nothing is cached). For each target sparsity and
 method it prints test accuracy without and with one epoch of fine-tuning, then the DP's solve
-time and peak memory, the additivity check, and latency-aware channel pruning against uniform
-channel pruning at the same latency budget (measured CPU latency and accuracy).
+time and peak memory, the additivity check, DP against LAMP when pruned in rounds at high
+sparsity, and latency-aware channel pruning against uniform channel pruning at the same latency
+budget (measured CPU latency and accuracy).
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--train", type=int, default=10000, help="training subset size")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--test", type=int, default=5000, help="test images scored")
+    p.add_argument("--test", type=int, default=3000, help="test images scored")
     p.add_argument("--calib", type=int, default=128, help="calibration batch size")
     p.add_argument("--grid", type=float, default=0.02, help="ratio grid step of the curves")
     p.add_argument("--ft", type=int, default=2000, help="images in the one fine-tuning epoch")
