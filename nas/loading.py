@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
-from nas.space import Space
+from nas.space import Quantization, Space
 
 
 class LoadError(NasError):
@@ -78,6 +78,8 @@ def load_space_and_args(ref: str, args: Mapping[str, Any] | None = None,
     params = inspect.signature(fn).parameters
     kwargs = {k: v for k, v in (defaults or {}).items() if k in params}
     kwargs.update(args or {})
+    # A reserved argument: a quantization policy to search with any space (unless the space takes it).
+    quant = kwargs.pop("quantization", None) if "quantization" not in params else None
     unknown = [k for k in kwargs if k not in params and not any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())]
     if unknown:
@@ -92,6 +94,10 @@ def load_space_and_args(ref: str, args: Mapping[str, Any] | None = None,
         raise LoadError(f"space {ref!r}({kwargs}) raised {type(e).__name__}: {e}") from e
     if not isinstance(space, Space):
         raise LoadError(f"space {ref!r} returned {type(space).__name__}, not a nas.space.Space")
+    if quant:
+        policy = Quantization(tuple(quant["options"]), quant.get("granularity", "layer"))
+        space = Space(space.root, space.input_shape, name=space.name, quantization=policy)
+        kwargs["quantization"] = {"options": list(policy.options), "granularity": policy.granularity}
     return space, kwargs
 
 

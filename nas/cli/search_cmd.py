@@ -55,6 +55,9 @@ def search_command(
     seed: Annotated[int, typer.Option(help="seed of the searcher and of training")] = 0,
     workers: Annotated[int, typer.Option(help="worker processes evaluating in parallel")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="continue an existing study")] = False,
+    quantization: Annotated[str, typer.Option(
+        help="none | per-layer | global: search a precision per layer (int8 on CPU, fp16/bf16 on GPU) "
+             "with the architecture, quantized after training (SimQ-NAS)")] = "none",
 ) -> None:
     objectives = [str(o) for o in parse_objectives(objective)]
     constraints = [str(c) for c in parse_constraints(constraint)]
@@ -64,7 +67,14 @@ def search_command(
     extra = {} if is_table or max_train is None else {"max_train": max_train}
     evaluator = make_evaluator(dataset, data_dir=data_dir, config=config, **extra)
     defaults = {"num_classes": evaluator.num_classes(), "input_shape": evaluator.input_shape()}
-    sp, space_args = load_space_and_args(space, parse_kv(space_arg, "--space-arg"), defaults)
+    args = parse_kv(space_arg, "--space-arg")
+    if quantization != "none":
+        args["quantization"] = _quantization(quantization, device)
+    sp, space_args = load_space_and_args(space, args, defaults)
+    if quantization != "none":
+        from nas.evaluate.quantized import QuantEvaluator
+
+        evaluator = QuantEvaluator(evaluator, policy_of=sp.quant_policy)
     name = study or f"{sp.name or space.rpartition(':')[2]}-{searcher}-{seed}"
     console.print(f"[bold]study[/bold] {name}: {space} ({sp.size():,} architectures), {searcher}, "
                   f"budget {budget}, {', '.join(objectives)}, data {dataset}, db {db}")
@@ -75,6 +85,13 @@ def search_command(
                         searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
                         space_ref=space, space_args=space_args, on_progress=update)
     _report(result, db)
+
+
+def _quantization(granularity: str, device: str) -> dict:
+    if granularity not in ("per-layer", "global"):
+        raise NasError(f"--quantization {granularity!r}: valid are none, per-layer, global")
+    options = ["fp32", "int8"] if device == "cpu" else ["fp32", "fp16", "bf16"]  # no int8 kernels on GPU
+    return {"options": options, "granularity": "layer" if granularity == "per-layer" else "global"}
 
 
 class _progress_view:  # noqa: N801 - used as a context manager
