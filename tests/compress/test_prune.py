@@ -295,3 +295,10 @@ def test_guard_in_prune_is_relative_to_the_dead_distortion(model, calib):
         assert abs(res.sparsity - 0.6) < 0.01
     assert ratios[None] == ratios[1.0] == 1.0  # 0.85 dead is under a 1.0 guard
     assert ratios[0.8] < 1.0
+
+
+def test_additivity_on_request_for_any_method(model, calib):
+    result = prune(model, sparsity=0.5, method="lamp", calib=calib, grid_step=0.1,
+                   check_additivity=True, n_random=5)  # fmt: skip
+    assert result.curves is not None and set(result.curves) == set(prunable_layers(model))
+    assert -1.0 <= result.additivity <= 1.0
