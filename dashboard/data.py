@@ -144,7 +144,8 @@ def best_so_far(data: StudyData, metric: str, how: str) -> pd.Series:
     if metric not in data.df:
         return pd.Series(np.nan, index=data.df["number"], dtype=float)
     v = data.df[metric].where(data.df["state"] == "COMPLETE")
-    best = v.cummax() if how == "max" else v.cummin()
+    # cummax leaves NaN where a trial failed; the best so far then is the one before it.
+    best = (v.cummax() if how == "max" else v.cummin()).ffill()
     return pd.Series(best.to_numpy(), index=data.df["number"])
 
 

@@ -1,0 +1,125 @@
+"""The dashboard's computations (no Streamlit): fronts, hypervolume, importance, graphs, downloads."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import torch
+
+from dashboard import common, data, downloads, graph
+from nas.loading import load_space
+from nas.objectives import pareto_front
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_mask_agrees_with_the_library(seed):
+    rng = np.random.default_rng(seed)
+    pts = rng.integers(0, 6, size=(200, 2 + seed % 2)).astype(float)  # many ties on purpose
+    mask = data.pareto_mask(pts)
+    assert sorted(np.flatnonzero(mask)) == pareto_front(pts.tolist())
+
+
+def test_hypervolume_2d_of_known_shapes():
+    assert data.hypervolume_2d(np.array([[0.0, 0.0]])) == pytest.approx(1.21)
+    # two points: (0, .5) and (.5, 0) -> 1.21 - .5 * .5 (the corner they do not dominate)
+    assert data.hypervolume_2d(np.array([[0.0, 0.5], [0.5, 0.0]])) == pytest.approx(1.21 - 0.25)
+    assert data.hypervolume_2d(np.array([[0.0, 0.5], [0.5, 0.0], [0.6, 0.6]])) == pytest.approx(0.96)
+    assert data.hypervolume_2d(np.array([[1.2, 0.0]])) == 0.0  # beyond the reference
+
+
+def test_hypervolume_curve_grows_and_respects_directions():
+    values = np.array([[80.0, 10.0], [np.nan, np.nan], [90.0, 20.0], [95.0, 5.0]])
+    lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    n, hv = data.hypervolume_curve(values, lo, hi, np.array([1.0, -1.0]))
+    assert list(n) == [1, 2, 3, 4]
+    assert hv[0] == hv[1] < hv[2] < hv[3]
+    assert hv[3] == pytest.approx(1.21)  # (95, 5) is best in both: it dominates everything
+
+
+def _study(values: dict[str, list], metric: list[float]) -> data.StudyData:
+    df = pd.DataFrame({"number": range(len(metric)), "state": "COMPLETE", **values, "accuracy": metric})
+    return data.StudyData(df, ["accuracy"], {k: k for k in values})
+
+
+def test_importance_ranks_the_decision_that_decides():
+    rng = np.random.default_rng(0)
+    width = rng.choice([16, 32, 64], 300)
+    act = rng.choice(["relu", "gelu"], 300)
+    sd = _study({"width": width, "act": act}, list(width / 64 + rng.normal(0, 0.01, 300)))
+    ranking = data.importance(sd, "accuracy")
+    assert list(ranking["decision"]) == ["width", "act"]
+    assert ranking["importance"].iloc[0] > 0.95 and ranking["importance"].iloc[1] < 0.05
+
+
+def test_best_so_far_ignores_failed_trials():
+    sd = _study({}, [0.5, 0.9, 0.7])
+    sd.df.loc[1, "state"] = "FAILED"
+    assert list(data.best_so_far(sd, "accuracy", "max")) == [0.5, 0.5, 0.7]
+    assert list(data.best_so_far(sd, "accuracy", "min")) == [0.5, 0.5, 0.5]
+
+
+def test_db_url_is_read_after_the_double_dash():
+    assert common.db_url(["app.py", "--", "--db", "x.db"]) == "x.db"
+    assert common.db_url(["app.py", "--", "--db=postgresql://h/db"]) == "postgresql://h/db"
+    assert common.db_url(["pytest", "--db", "ignored-before-dashes", "--"]) == "nas.db"
+
+
+def test_units_and_directions():
+    assert data.label("latency_ms") == "latency_ms [ms]"
+    assert data.label("lat_ms_pixel3") == "lat_ms_pixel3 [ms]"
+    assert data.label("accuracy") == "accuracy"
+    assert data.direction("params", ["accuracy:max"]) == "min"
+    assert data.direction("params", ["params:max"]) == "max"
+
+
+def _convnet():
+    sp = load_space("search_spaces.convnet:space", {"widths": [8], "max_blocks": 2})
+    return sp, sp.sample(3)
+
+
+def test_graph_draws_every_layer_and_falls_back_to_the_module_tree():
+    sp, arch = _convnet()
+    model = sp.build(arch)
+    dot, kind = graph.model_dot(model)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert kind == "dataflow" and dot.count("Conv2d") == convs and "->" in dot
+
+    class Branchy(torch.nn.Module):  # data-dependent control flow: torch.fx cannot trace it
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else x
+
+    dot, kind = graph.model_dot(Branchy())
+    assert kind == "module tree" and '"model" -> "fc"' in dot
+
+
+def test_downloads_round_trip():
+    sp, arch = _convnet()
+    model = sp.build(arch)
+    weights_model = sp.build(arch)
+    from safetensors.torch import save
+
+    blob = save({k: v.contiguous() for k, v in weights_model.state_dict().items()})
+    x = torch.randn(2, *sp.input_shape)
+    scripted = torch.jit.load(io.BytesIO(downloads.export_bytes(sp, dict(arch), blob, "torchscript")))
+    weights_model.eval()
+    assert torch.allclose(scripted(x), weights_model(x), atol=1e-5)
+    proto = onnx.load_model_from_string(downloads.export_bytes(sp, dict(arch), None, "onnx"))
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert json.loads(downloads.export_bytes(None, dict(arch), None, "json")) == dict(arch)
+    from safetensors.torch import load
+
+    state = load(downloads.export_bytes(sp, dict(arch), blob, "state-dict"))
+    assert set(state) == set(model.state_dict())
+    with pytest.raises(ValueError, match="needs the study's space"):
+        downloads.export_bytes(None, dict(arch), None, "onnx")
