@@ -117,6 +117,10 @@ class QuantEvaluator:
         if self.calib_samples < 1 or self.latency_batch < 1:
             raise EvaluationError(f"QuantEvaluator: calib_samples={self.calib_samples} and "
                                   f"latency_batch={self.latency_batch} must both be >= 1")
+        if self.policy_of is None and QUANT_PREFIX not in arch and any(map(is_quant_label, arch)):
+            raise EvaluationError(
+                "QuantEvaluator: arch has per-layer 'quant/...' decisions but no policy_of to map "
+                "them to module names; pass QuantEvaluator(..., policy_of=space.quant_policy)")
         structure = structural_arch(arch)
         model, trained, curve = self._weights(build, structure, seed, on_epoch)
         model = model.to(self._device()).eval()
@@ -178,11 +182,7 @@ class QuantEvaluator:
             given = dict(self.policy_of(arch))
         elif QUANT_PREFIX in arch:
             given = {name: str(arch[QUANT_PREFIX]) for name in layers}
-        elif any(is_quant_label(k) for k in arch):
-            raise EvaluationError(
-                "QuantEvaluator: arch has per-layer 'quant/...' decisions but no policy_of to map "
-                "them to module names; pass QuantEvaluator(..., policy_of=space.quant_policy)")
-        else:
+        else:  # no precision decisions (checked in evaluate): the float model
             given = {}
         unknown = sorted(set(given) - set(layers))
         if unknown:
