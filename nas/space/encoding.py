@@ -109,7 +109,7 @@ class Encoder:
                 try:
                     col = onehot[(label, value.__class__, value)]
                 except (KeyError, TypeError):
-                    col = _bad_decision(self.space, label, value)
+                    col = _slow_column(self.space, onehot, label, value)
                 rows.append(row)
                 cols.append(col)
             for cell in cells:
@@ -122,6 +122,16 @@ class Encoder:
 
     def __repr__(self) -> str:
         return f"Encoder({self.space!r}, features={self.features!r})"
+
+
+def _slow_column(space: Space, onehot: Mapping, label: str, value: Any) -> int:
+    """Return the column of a numpy scalar's plain value (from pymoo, say), else raise why not."""
+    if isinstance(value, np.generic):
+        plain = value.item()
+        col = onehot.get((label, type(plain), plain))
+        if col is not None:
+            return col
+    return _bad_decision(space, label, value)
 
 
 def _bad_decision(space: Space, label: str, value: Any) -> int:

@@ -77,6 +77,8 @@ def test_unknown_labels_and_values_are_clear_errors():
         enc.transform([{"width": 24}])
     with pytest.raises(SpaceError, match=r"'flag' = 1.0"):
         enc.transform([{"flag": 1.0}])
+    plain = enc.transform([{"width": 32, "k": 3}])
+    np.testing.assert_array_equal(enc.transform([{"width": np.int64(32), "k": np.int32(3)}]), plain)
     with pytest.raises(SpaceError, match="features"):
         Encoder(conditional_space(), features="graph")
     with pytest.raises(SpaceError, match="sequence of architectures"):
