@@ -35,7 +35,7 @@ class MCTS(Searcher):
 
     name = "mcts"
     resumable = True
-    max_repeats = 50  # tree descents that end on a seen architecture before a random unseen one
+    max_repeats = 20  # tree descents that end on a seen architecture before a random unseen one
 
     def configure(self, c: float = 0.5, binarize: bool = False, max_weight: float = 0.0,
                   rollout: str = "surrogate", rollouts: int = 32, **rest: Any) -> None:
