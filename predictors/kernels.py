@@ -9,6 +9,7 @@ they are still separate dispatches, so each group is later timed standalone *as 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,6 +301,27 @@ def _fuse(events: list[tuple[Kernel, list[int], int]]) -> list[Kernel]:
     return fused + calls
 
 
+def _trace(model: nn.Module, x: torch.Tensor) -> list[Kernel]:
+    trace = _Trace()
+    handles = _hook(model, trace)
+    try:
+        with torch.inference_mode(), trace:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return _fuse(trace.events)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    # Tensors are pre-seeded in deepcopy's memo as meta tensors, so no weight is copied.
+    memo: dict[int, Any] = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(meta, t.requires_grad) if isinstance(t, nn.Parameter) else meta
+    return copy.deepcopy(model, memo).eval()
+
+
 def extract_kernels(model: nn.Module, input_shape: tuple[int, ...],
                     dtype: torch.dtype = torch.float32) -> list[Kernel]:
     """Return the kernels one forward pass of `model` runs at batch 1, fused as they execute."""
@@ -308,17 +330,18 @@ def extract_kernels(model: nn.Module, input_shape: tuple[int, ...],
     if not input_shape or any(int(d) < 1 for d in input_shape):
         raise HardwareError(f"input_shape={tuple(input_shape)} is invalid; give positive dims "
                             "without the batch dimension, e.g. (3, 32, 32)")
-    was_training = model.training
-    model.eval()
-    trace = _Trace()
-    handles = _hook(model, trace)
-    x = torch.randn((1, *map(int, input_shape)), generator=torch.Generator().manual_seed(0),
-                    dtype=dtype)
+    shape = (1, *map(int, input_shape))
+    # On the meta device only shapes are computed: a fresh model's first real forward pass
+    # spends seconds creating oneDNN kernels for each new shape. A copy keeps the caller's
+    # weights; models that cannot be copied or run on meta are traced for real.
     try:
-        with torch.inference_mode(), trace:
-            model(x)
+        shadow = _meta_copy(model)
+        return _trace(shadow, torch.empty(shape, dtype=dtype, device="meta"))
+    except (RuntimeError, NotImplementedError, TypeError, copy.Error):
+        pass
+    was_training = model.training
+    try:
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
+        return _trace(model.eval(), x)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    return _fuse(trace.events)
