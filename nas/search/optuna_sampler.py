@@ -100,8 +100,10 @@ class OptunaSearch(Searcher):
         open_trials = self._trials.pop(obs.arch.id, [])
         if open_trials:
             for trial in open_trials:
-                self._finish(trial, values) if obs.state != "PRUNED" else self._study.tell(
-                    trial, state=optuna.trial.TrialState.PRUNED)
+                if obs.state == "PRUNED":
+                    self._study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    self._finish(trial, values)
             return
         if obs.state == "PRUNED":
             return
