@@ -24,6 +24,7 @@ from nas.compress.quantize import (
     apply_policy,
     default_backend,
     int8_layers,
+    layer_precisions,
     quantizable_layers,
     serialized_size_mb,
 )
@@ -68,7 +69,8 @@ class QuantEvaluator:
     ``size_mb`` (the serialised quantized model), ``params`` / ``flops`` (the float model),
     ``fp32_accuracy`` (validation accuracy of the float model with the same weights) and
     ``train_seconds`` (0 when the weights came from the cache). ``extra`` holds
-    ``quant_policy`` {module: precision}, ``int8_layers`` and ``weights`` ("trained"/"cached").
+    ``quant_policy`` {module: precision}, ``int8_layers`` and ``layer_precisions`` (what the
+    quantized model really runs), and ``weights`` ("trained" or "cached").
     ``policy_of(arch)`` gives {module name in build(): precision} (pass ``space.quant_policy``);
     layers it leaves out stay fp32. Without it, only a global ``quant`` decision can be mapped.
     """
@@ -134,6 +136,7 @@ class QuantEvaluator:
         metrics = self._measure(model, qmodel, example)
         metrics["train_seconds"] = trained
         extra: dict[str, Any] = {"quant_policy": policy, "int8_layers": int8_layers(qmodel),
+                                 "layer_precisions": layer_precisions(qmodel),
                                  "weights": "trained" if trained else "cached",
                                  "structure_id": structure.id, "backend": self._backend()}
         return EvalResult(metrics=metrics, curve=curve, state_dict=None, extra=extra)

@@ -51,6 +51,7 @@ def test_search_records_quantized_metrics_and_reuses_weights_for_a_second_policy
         assert policy == space.quant_policy(arch)  # the policy in the arch, by module name
         # int8 layers are real quantized modules, exactly the ones the policy names
         assert t.extra["int8_layers"] == [n for n, p in policy.items() if p == "int8"]
+        assert t.extra["layer_precisions"] == policy
     trained = ev.n_trained
     assert trained == len({structural_arch(t.architecture).id for t in trials})
     first = Architecture(trials[0].architecture)
