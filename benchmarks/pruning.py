@@ -31,7 +31,6 @@ from nas.compress.prune import (
     measure_channel_latency,
     prune,
     prune_channels,
-    time_model,
 )
 from nas.compress.pruning.latency import latency_samples
 from nas.compress.pruning.layers import prunable_layers
@@ -138,7 +137,10 @@ def structured(name, model, data, args) -> None:
           " | channels kept")  # fmt: skip
 
     def measure(m: nn.Module) -> float:
-        return time_model(m, example, repeats=args.repeats)
+        # relative to the dense model timed in the same interleaved run, on the table's scale:
+        # the load here drifts by 2x within minutes, so absolute times from another moment lie
+        dense_ms, ms = (min(r) for r in latency_samples([model, m], example, args.repeats))
+        return table.full_ms * ms / dense_ms
 
     for frac in args.budgets:
         budget = frac * table.full_ms

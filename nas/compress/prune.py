@@ -166,7 +166,7 @@ def prune(
     ratio whose distortion alone exceeds that multiple of ``dead_distortion`` (a model that
     outputs the mean logits). Without it, at sparsities where every allocation saturates, the
     cheapest sum is often to mask a whole plain layer, which no fine-tuning can undo. ``None``
-    gives the paper's unguarded DP; if the target is unreachable under the guard it is lifted.
+    gives the paper's unguarded DP; a target unreachable under the guard relaxes it by doubling.
     """
     _check_request(sparsity, method, rounds)
     check_distortion(distortion)

@@ -99,7 +99,8 @@ def dp_counts(
     """Return kept weights per layer minimising summed distortion with sum(kept) <= target.
 
     ``limit`` excludes every per-layer choice whose own distortion exceeds it (see ``prune``'s
-    ``max_layer_distortion``); if the target cannot be met without them, they are let back in.
+    ``max_layer_distortion``); if the target cannot be met under it, it is doubled (up to six
+    times) before the guard is dropped.
     """
     names = list(sizes)
     missing = [n for n in names if n not in curves]
@@ -108,14 +109,16 @@ def dp_counts(
     cap = max_kept or sizes
     kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
     dists = [np.asarray(curves[n], dtype=np.float64) for n in names]
-    if limit is not None:
+    picks = None
+    for _ in range(6 if limit is not None else 0):
         guarded = [np.where(d > limit, np.inf, d) for d in dists]
         try:
             picks = dp_solve(guarded, kept_grid, float(target_kept), buckets)
             dists = guarded
+            break
         except CompressionError:
-            limit = None  # too sparse to avoid them: fall back to the plain problem
-    if limit is None:
+            limit *= 2.0  # too sparse for this guard: relax it step by step, not all at once
+    if picks is None:
         picks = dp_solve(dists, kept_grid, float(target_kept), buckets)
     kept = [int(kept_grid[i][j]) for i, j in enumerate(picks)]
     if refine:
