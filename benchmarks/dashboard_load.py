@@ -129,12 +129,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--db", help="reuse (or keep) the database at this path")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "bench.db")
-        t = time.perf_counter()
-        build(db, args.trials)
-        print(f"database: 2 studies x {args.trials} trials, written in {time.perf_counter() - t:.1f} s")
+        db = args.db or str(Path(tmp) / "bench.db")
+        if not Path(db).exists():
+            t = time.perf_counter()
+            build(db, args.trials)
+            print(f"database: 2 studies x {args.trials} trials, written in {time.perf_counter() - t:.1f} s")
         time_page(db, "views/architecture.py", PAGES[2][2], None, cold=False)  # imports, space build
         print(f"{'page':24} {'cold median [s]':>16} {'warm median [s]':>16}   (of {args.repeats})")
         for name, page, query, change in PAGES:

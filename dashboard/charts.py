@@ -28,7 +28,7 @@ def _layout(fig: go.Figure, x: str, y: str, title: str) -> go.Figure:
 def best_so_far(sd: StudyData, metric: str, how: str) -> go.Figure:
     """Return the best-so-far line of `metric` against trial number, with every trial as a dot."""
     best = data.best_so_far(sd, metric, how)
-    df = sd.df[sd.df["state"] == "COMPLETE"]
+    df = sd.df[["number", metric]][sd.df["state"] == "COMPLETE"]
     fig = go.Figure()
     fig.add_trace(_scatter(len(df))(x=df["number"], y=df[metric], mode="markers", name="trial",
                                     marker={"size": 5, "color": "lightgray"}))
@@ -40,10 +40,10 @@ def best_so_far(sd: StudyData, metric: str, how: str) -> go.Figure:
 def pareto(sd: StudyData, x: str, y: str, objectives: list[str], constraints: list[str]) -> go.Figure:
     """Return the Pareto front of x and y: front trials bold and joined, dominated ones faded."""
     ok = data.usable(sd, constraints) & sd.df[x].notna() & sd.df[y].notna()
-    df = sd.df[ok]
+    df = sd.df[list(dict.fromkeys(["number", x, y, data.HOVER]))][ok]
     signs = np.array([1.0 if data.direction(m, objectives) == "max" else -1.0 for m in (x, y)])
     front = data.pareto_mask(df[[x, y]].to_numpy() * signs) if len(df) else np.zeros(0, bool)
-    hover = "trial " + df["number"].astype(str) + "<br>" + data.arch_text(sd, df)
+    hover = "trial " + df["number"].astype(str) + "<br>" + df[data.HOVER]
     fig = go.Figure()
     fig.add_trace(_scatter(len(df))(
         x=df[x][~front], y=df[y][~front], mode="markers", name="dominated", text=hover[~front],
@@ -70,7 +70,7 @@ def importance(ranking: pd.DataFrame, metric: str) -> go.Figure:
 def distribution(sd: StudyData, decision: str, metric: str) -> go.Figure:
     """Return box plots of the metric for each option of one decision."""
     col = sd.decisions[decision]
-    df = sd.df[(sd.df["state"] == "COMPLETE") & sd.df[metric].notna()]
+    df = sd.df[[col, metric]][(sd.df["state"] == "COMPLETE") & sd.df[metric].notna()]
     option = df[col].astype(str).where(df[col].notna(), "(inactive)")
     fig = go.Figure()
     for value in sorted(option.unique()):

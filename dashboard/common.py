@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -72,6 +73,22 @@ def study_data(study: StudyRecord) -> data.StudyData:
     """Return the study's trial table, cached until its trial counts change."""
     try:
         return _study_data(db_url(), study.id, data.study_marker(study))
+    except (NasError, SQLAlchemyError) as exc:
+        fail(db_url(), exc)
+        raise
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl=30)
+def _studies_table(url: str, markers: tuple) -> pd.DataFrame:
+    studies = _store(url).list_studies()
+    return data.studies_table(studies, [_study_data(url, s.id, data.study_marker(s)) for s in studies])
+
+
+def studies_table(all_studies: list[StudyRecord]) -> pd.DataFrame:
+    """Return the Studies page's table, cached until a study changes (at most 30 s, for 'died')."""
+    markers = tuple((s.id, data.study_marker(s)) for s in all_studies)
+    try:
+        return _studies_table(db_url(), markers)
     except (NasError, SQLAlchemyError) as exc:
         fail(db_url(), exc)
         raise

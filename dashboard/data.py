@@ -18,6 +18,7 @@ import pandas as pd
 from nas.objectives import KNOWN_METRICS, Constraint, Objective
 from nas.store import Store, StudyRecord
 
+HOVER = "_arch_text"
 BASE_COLUMNS = ["number", "state", "arch_id", "started_at", "finished_at", "duration_s",
                 "error", "predicted", "worker", "id"]
 # A study with no finish mark and no trial activity for this long is taken for dead.
@@ -90,7 +91,9 @@ def load_study(store: Store, study: StudyRecord) -> StudyData:
     df = pd.concat([base, metrics, arch], axis=1)
     for col in ("started_at", "finished_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
-    return StudyData(df, list(metrics.columns), decisions)
+    sd = StudyData(df, list(metrics.columns), decisions)
+    df[HOVER] = arch_text(sd)  # built once per load: the Pareto chart's hover text
+    return sd
 
 
 def usable(data: StudyData, constraints: list[str]) -> pd.Series:
@@ -105,12 +108,30 @@ def usable(data: StudyData, constraints: list[str]) -> pd.Series:
     return ok
 
 
+def _front_2d(values: np.ndarray) -> np.ndarray:
+    """Return the non-dominated mask of 2-D points ('higher is better') by one sorted sweep."""
+    order = np.lexsort((-values[:, 1], -values[:, 0]))
+    a, b = values[order, 0], values[order, 1]
+    # Every possible dominator of a point comes before it in this order. Identical points do
+    # not dominate each other, so each run of identical points takes its first member's fate.
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(b)[:-1]])
+    dominated = (best_before >= b)[first][np.cumsum(first) - 1]
+    mask = np.empty(len(a), dtype=bool)
+    mask[order] = ~dominated
+    return mask
+
+
 def pareto_mask(values: np.ndarray) -> np.ndarray:
     """Return a boolean mask of the non-dominated rows of `values` ('higher is better')."""
+    values = np.asarray(values, dtype=float)
     n = len(values)
-    mask = np.zeros(n, dtype=bool)
     if n == 0:
-        return mask
+        return np.zeros(0, dtype=bool)
+    if values.shape[1] == 2:
+        return _front_2d(values)
+    mask = np.zeros(n, dtype=bool)
     # Lexicographically descending: a point can only be dominated by one before it, and only
     # the front so far needs checking, so the loop is O(n * front) in numpy.
     order = np.lexsort(tuple(-values[:, k] for k in reversed(range(values.shape[1]))))
@@ -151,7 +172,9 @@ def best_so_far(data: StudyData, metric: str, how: str) -> pd.Series:
 
 def importance(data: StudyData, metric: str) -> pd.DataFrame:
     """Return decisions ranked by the share of the metric's variance their options explain (eta^2)."""
-    df = data.df[(data.df["state"] == "COMPLETE") & data.df[metric].notna()]
+    cols = [metric, *[c for c in data.decisions.values() if c in data.df]]
+    # Columns first, then rows: masking the whole frame copies every (Arrow) column.
+    df = data.df[cols][(data.df["state"] == "COMPLETE") & data.df[metric].notna()]
     y = df[metric]
     total = float(((y - y.mean()) ** 2).sum())
     rows = []
@@ -199,8 +222,14 @@ def hypervolume_curve(values: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     n = len(z)
     checkpoints = np.unique(np.linspace(1, n, min(n, points)).astype(int)) if n else np.array([], int)
     finite = np.all(np.isfinite(z), axis=1)
-    hv = np.array([hypervolume_2d(z[:k][finite[:k]]) for k in checkpoints])
-    return checkpoints, hv
+    # Only the front so far can add area, so each checkpoint merges the new trials into it.
+    front, start, hv = np.empty((0, 2)), 0, []
+    for k in checkpoints:
+        cand = np.vstack([front, z[start:k][finite[start:k]]])
+        front = cand[_front_2d(-cand)] if len(cand) else cand
+        hv.append(hypervolume_2d(front))
+        start = k
+    return checkpoints, np.array(hv)
 
 
 def study_state(study: StudyRecord, data: StudyData, now: datetime | None = None) -> str:

@@ -38,11 +38,11 @@ def _dot(_space_obj: Space, fingerprint: str, arch_json: str) -> tuple[str, str]
 
 def pick_trial(study: StudyRecord) -> TrialRecord | None:
     """Return the trial chosen in a selectbox (default: the `trial` query parameter, else the best)."""
-    df = common.study_data(study).df
-    if df.empty:
+    if study.n_trials == 0:
         st.info(f"Study {study.name} has no trials yet.")
         return None
-    numbers = [int(n) for n in df["number"]]
+    # Trial numbers are gap-free (the store assigns them), so the list needs no trial read.
+    numbers = list(range(study.n_trials))
     number = common.synced_select("Trial", numbers, "trial", "arch_trial", default=0)
     return common.store().get_trial(study.id, number)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import common, data
+from dashboard import common
 
 REFRESH_S = 5
 
@@ -14,8 +14,7 @@ if not all_studies:
     common.empty_state()
     st.stop()
 
-datas = [common.study_data(s) for s in all_studies]
-table = data.studies_table(all_studies, datas)
+table = common.studies_table(all_studies)
 live = st.toggle(f"Live: refresh every {REFRESH_S} s", value=bool((table["state"] == "running").any()),
                  help="On while a search is running, so you can watch it.")
 
@@ -24,7 +23,7 @@ live = st.toggle(f"Live: refresh every {REFRESH_S} s", value=bool((table["state"
 def overview() -> None:
     """Draw the studies table and links (re-run alone every few seconds when live)."""
     fresh = common.studies()
-    tbl = data.studies_table(fresh, [common.study_data(s) for s in fresh])
+    tbl = common.studies_table(fresh)
     cols = st.columns(4)
     cols[0].metric("studies", len(tbl))
     cols[1].metric("running", int((tbl["state"] == "running").sum()))

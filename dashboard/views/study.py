@@ -66,7 +66,7 @@ def _best_numbers(k: int) -> list[int]:
     """Return the numbers of the k best COMPLETE trials on the main objective."""
     if main is None:
         return []
-    ok = df[data.usable(sd, study.constraints) & df[main].notna()]
+    ok = df[["number", main]][data.usable(sd, study.constraints) & df[main].notna()]
     asc = data.direction(main, study.objectives) == "min"
     return [int(n) for n in ok.sort_values(main, ascending=asc)["number"].head(k)]
 

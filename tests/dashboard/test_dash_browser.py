@@ -90,7 +90,7 @@ def _settle(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')")
-    page.wait_for_timeout(1500)  # plotly and graphviz draw after the script ends
+    page.wait_for_timeout(800)  # plotly and graphviz draw after the script ends
 
 
 def _check(page, shots: Path, name: str, selectors: list[str], focus: str | None = None) -> None:

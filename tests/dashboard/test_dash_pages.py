@@ -199,3 +199,29 @@ def test_studies_and_study_pages_on_postgresql(open_page, postgres_url):
     at = open_page(postgres_url, "views/study.py", study="pg-dash")
     _ok(at)
     assert len(at.dataframe[0].value) == 6 and not math.isnan(at.dataframe[0].value["accuracy"].max())
+
+
+def test_a_running_study_is_live_and_a_silent_one_died(open_page, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from dashboard import data
+    from nas.loading import load_space
+    from nas.store import StudySpec
+
+    db = str(tmp_path / "live.db")
+    sp = load_space("search_spaces.convnet:space", {})
+    with Store.open(db) as s:
+        study = s.create_study(StudySpec(
+            name="live", space_ref="search_spaces.convnet:space", space_fingerprint=sp.fingerprint,
+            space_description=sp.describe(), searcher="random", searcher_settings={},
+            objectives=["accuracy:max"], constraints=[], evaluator={}, seed=0, budget=5))
+        arch = sp.sample(0)
+        s.start_trial(study.id, arch.id, arch.to_json())
+        record = s.get_study("live")
+        sd = data.load_study(s, record)
+    at = open_page(db)
+    _ok(at)
+    assert at.dataframe[0].value["state"].tolist() == ["running"]
+    assert at.toggle[0].value is True  # live refresh is on while a search runs
+    later = datetime.now(UTC) + data.STALE_AFTER + timedelta(minutes=1)
+    assert data.study_state(record, sd, now=later) == "died"
