@@ -196,16 +196,18 @@ class LatencyPredictor:
         self._check_fitted()
         if batch_size < 1:
             raise HardwareError(f"batch_size={batch_size} is invalid; it must be at least 1")
-        skey = key if key is not None else self._object_keys.get(model)
-        if skey is not None and (skey, batch_size) in self._model_cache:
-            return self._model_cache[(skey, batch_size)]
         shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
         if shape is None:
             raise HardwareError("predict needs input_shape (without the batch dimension) for a "
                                 f"{type(model).__name__} that has no .input_shape attribute")
-        kernels = extract_kernels(model, tuple(shape))
-        skey = key if key is not None else _structure_key(kernels) + str(tuple(shape))
-        self._object_keys[model] = skey
+        shape = tuple(int(d) for d in shape)
+        seen = self._object_keys.get(model, {})
+        skey = f"{key}{shape}" if key is not None else seen.get(shape)
+        if skey is not None and (skey, batch_size) in self._model_cache:
+            return self._model_cache[(skey, batch_size)]
+        kernels = extract_kernels(model, shape)
+        skey = skey if skey is not None else _structure_key(kernels) + str(shape)
+        self._object_keys[model] = {**seen, shape: skey}
         ms = self.predict_kernels(kernels, batch_size)
         self._model_cache[(skey, batch_size)] = ms
         return ms

@@ -232,13 +232,14 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
     """Return a DeviceProfile: model kernels, adaptive extra samples and a few whole models."""
     if time_budget_s <= 0:
         raise HardwareError(f"time_budget_s={time_budget_s} is invalid; give seconds > 0")
-    start = time.monotonic()
-    left = lambda: time_budget_s - (time.monotonic() - start)  # noqa: E731
     ident = identify(device, threads)
     kernels: list[Kernel] = []
     for item in models:
         _, model, shape = _unpack(item)
         kernels.extend(extract_kernels(model, shape))
+    # The budget is measuring time; tracing (shapes only, on the meta device) comes first.
+    start = time.monotonic()
+    left = lambda: time_budget_s - (time.monotonic() - start)  # noqa: E731
     report = progress or (lambda *a: None)
     report(0, None, f"{len(kernels)} kernels from {len(models)} models")
     rows = profile_kernels(kernels, device=device, batch_sizes=batch_sizes, threads=threads,

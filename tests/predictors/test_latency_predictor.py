@@ -85,6 +85,7 @@ def test_repeated_predictions_are_cached_and_fast(fitted):
     pred.predict(rebuilt, SHAPE, 1, key="arch-1")
     assert time.perf_counter() - t0 < 1e-3
     assert pred.predict(m, SHAPE, 4) > first
+    assert pred.predict(m, (3, 32, 32), 1) > first  # same object, 4x the pixels: no stale hit
 
 
 def test_unknown_kinds_use_the_fallback_and_errors_are_clear(fitted):
