@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,16 +16,44 @@ from pathlib import Path
 
 import pytest
 
+from nas.cli import main
+from nas.errors import NasError
+
 NAS = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def nas(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*NAS, *args], capture_output=True, text=True, cwd=cwd or ROOT,
-                          env={**os.environ, "COLUMNS": "160"}, timeout=600)
+    """Run `nas` in this process through `main`, the function the console script calls.
+
+    (A new interpreter per call would spend most of the suite importing torch; the tests that need a
+    real process — kill -9, two writers at once, export without nas — start one.)
+    """
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd or ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(old)
+    proc = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     if check and proc.returncode != 0:
-        raise AssertionError(f"nas {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"nas {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def test_the_console_script_runs_a_search(tmp_path):
+    exe = shutil.which("nas") or str(Path(sys.executable).parent / "nas")
+    proc = subprocess.run([exe, *NB, "--budget", "3", "--db", str(tmp_path / "s.db")], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "COLUMNS": "160"})
+    assert proc.returncode == 0, proc.stderr
+    assert "best architecture" in proc.stdout
+    bad = subprocess.run([exe, "search", "nope.py:space"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    debug = subprocess.run([exe, "search", "nope.py:space", "--debug"], capture_output=True, text=True,
+                           timeout=600)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 NB = ["search", "search_spaces.nb201:space", "--space-arg", "cells_per_stage=1", "--dataset", "nb201-cifar10"]
@@ -109,8 +140,8 @@ def test_not_a_space_and_debug_shows_the_traceback(tmp_path):
     (tmp_path / "bad.py").write_text("def space():\n    return 3\n")
     proc = nas("search", "bad.py:space", check=False, cwd=tmp_path)
     assert proc.returncode == 2 and "returned int, not a nas.space.Space" in proc.stderr
-    debug = nas("search", "bad.py:space", "--debug", check=False, cwd=tmp_path)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    with pytest.raises(NasError, match="returned int"):  # --debug lets the exception through
+        nas("search", "bad.py:space", "--debug", check=False, cwd=tmp_path)
 
 
 def test_foreign_database_and_study_with_another_space(tmp_path, nb_db):
