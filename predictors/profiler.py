@@ -246,9 +246,10 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
                            seed=seed,
                            time_budget_s=max(0.0, 0.55 * time_budget_s - (time_budget_s - left())),
                            progress=lambda d, t, m: report(d, None, "kernels: " + m))
-    # whole models spread over the list (callers often group models by space)
-    step = max(1.0, len(models) / max(1, whole_models))
-    chosen = [models[int(i * step)] for i in range(min(whole_models, len(models)))]
+    # whole models in a seeded random order: callers often group models by space, and the
+    # budget may cut the list short
+    order = random.Random(seed).sample(range(len(models)), min(whole_models, len(models)))
+    chosen = [models[i] for i in order]
     whole = measure_models(chosen, device=device, batch_sizes=batch_sizes,
                            threads=threads, time_budget_s=max(1.0, left() - 0.2 * time_budget_s))
     report(len(rows), None, f"{len(rows)} kernel and {len(whole)} whole-model timings")

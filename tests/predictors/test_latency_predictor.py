@@ -46,7 +46,7 @@ def test_profile_has_store_rows_and_whole_models(profile):
     assert all(m["kernels"] for m in profile.models)
     # timed interleaved with their own standalone kernels: a load-neutral correction
     assert all(m["kernel_sum_ms"] > 0 for m in profile.models)
-    assert profile.models[0]["name"] == "w4"  # the rest as the budget allows
+    assert {m["name"] for m in profile.models} <= {"w4", "w16", "w48"}
 
 
 def test_predictor_ranks_models_of_very_different_size(fitted):
