@@ -7,12 +7,16 @@ rebuilds a space once. Results come back as plain data; only the main process wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import sys
 import traceback
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,21 +100,51 @@ def _run_in_worker(space_ref: str, args_json: str, fingerprint: str, job: Job) -
     return run_job(space, job)
 
 
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Start worker processes without re-running the parent's main script in them.
+
+    spawn normally re-imports `__main__` in each child; a user's script without an
+    `if __name__ == "__main__"` guard would then start searches recursively, and a host that swapped
+    `__main__` (a notebook, Streamlit, a test runner) breaks the child. Workers need only importable
+    code: the space comes by reference and the worker function lives in this module.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 class ProcessExecutor:
     """Runs jobs in a pool of spawned worker processes."""
 
     def __init__(self, workers: int, space: Space, space_ref: str, space_args: Mapping[str, Any]) -> None:
         # spawn, not fork: forking a process that has started torch's thread pools can deadlock
-        ctx = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        self.ctx, self.workers = multiprocessing.get_context("spawn"), workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=self.ctx)
         self.space_ref, self.args_json = space_ref, json.dumps(dict(space_args), sort_keys=True)
         self.fingerprint = space.fingerprint
 
     def submit(self, job: Job) -> Future:
-        return self.pool.submit(_run_in_worker, self.space_ref, self.args_json, self.fingerprint, job)
+        if getattr(self.pool, "_broken", False):  # a worker died (e.g. killed for memory): start afresh
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx)
+        with _without_main_module():
+            return self.pool.submit(_run_in_worker, self.space_ref, self.args_json, self.fingerprint, job)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def result_of(future: Future) -> JobResult:
+    """Return a job's result; a worker that died takes only its own trial down, as a failure."""
+    try:
+        return future.result()
+    except BrokenProcessPool as e:
+        return JobResult(error=f"the worker process died before finishing (out of memory?): {e}")
 
 
 def make_executor(workers: int, space: Space, space_ref: str, space_args: Mapping[str, Any]
@@ -128,4 +162,4 @@ def make_executor(workers: int, space: Space, space_ref: str, space_args: Mappin
     return ProcessExecutor(workers, space, space_ref, space_args)
 
 
-__all__ = ["InlineExecutor", "Job", "JobResult", "ProcessExecutor", "make_executor", "run_job"]
+__all__ = ["InlineExecutor", "Job", "JobResult", "ProcessExecutor", "make_executor", "result_of", "run_job"]

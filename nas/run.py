@@ -17,7 +17,7 @@ from typing import Any
 
 from nas.errors import SearchError
 from nas.evaluate import Evaluator
-from nas.executors import Job, JobResult, make_executor
+from nas.executors import Job, JobResult, make_executor, result_of
 from nas.objectives import Constraint, Objective, parse_constraints, parse_objectives
 from nas.results import best_trials
 from nas.search import Observation, Searcher, make_searcher
@@ -138,7 +138,7 @@ class _Loop:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     trial, arch = running.pop(fut)
-                    self._finish(trial, arch, fut.result(), searcher)
+                    self._finish(trial, arch, result_of(fut), searcher)
         except BaseException:
             for trial, _ in running.values():
                 self.store.finish_trial(trial.id, TrialState.FAILED, error=INTERRUPTED)
