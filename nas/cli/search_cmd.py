@@ -55,6 +55,11 @@ def search_command(
     seed: Annotated[int, typer.Option(help="seed of the searcher and of training")] = 0,
     workers: Annotated[int, typer.Option(help="worker processes evaluating in parallel")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="continue an existing study")] = False,
+    prune: Annotated[float | None, typer.Option(
+        help="prune every trained candidate to this sparsity and record pruned_accuracy, sparsity")] = None,
+    prune_method: Annotated[str, typer.Option(help="dp | lamp | global | uniform | erk")] = "dp",
+    prune_structured: Annotated[bool, typer.Option(
+        "--prune-structured", help="channel pruning: --prune is the share of latency to remove")] = False,
     quantization: Annotated[str, typer.Option(
         help="none | per-layer | global: search a precision per layer (int8 on CPU, fp16/bf16 on GPU) "
              "with the architecture, quantized after training (SimQ-NAS)")] = "none",
@@ -75,6 +80,11 @@ def search_command(
         from nas.evaluate.quantized import QuantEvaluator
 
         evaluator = QuantEvaluator(evaluator, policy_of=sp.quant_policy)
+    if prune is not None:
+        from nas.evaluate.pruned import PruneEvaluator
+
+        evaluator = PruneEvaluator(evaluator, sparsity=prune, method=prune_method,
+                                   structured=prune_structured)
     name = study or f"{sp.name or space.rpartition(':')[2]}-{searcher}-{seed}"
     console.print(f"[bold]study[/bold] {name}: {space} ({sp.size():,} architectures), {searcher}, "
                   f"budget {budget}, {', '.join(objectives)}, data {dataset}, db {db}")
