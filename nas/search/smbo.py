@@ -37,10 +37,15 @@ class SMBO(Searcher):
 
     def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 1.0,
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
-                  max_train: int = 300, **rest: Any) -> None:
+                  max_train: int = 300, surrogate: str = "gp", **rest: Any) -> None:
         super().configure(**rest)
         if acquisition not in ("ei", "ucb"):
             raise SearchError(f"smbo: acquisition={acquisition!r}; valid: ei, ucb")
+        kinds = ("ridge", "svr", "gbm", "rf", "ensemble", "gp", "auto")
+        if surrogate != "gp" and surrogate.removeprefix("predictor:") not in kinds:
+            raise SearchError(f"smbo: surrogate={surrogate!r}; valid: gp (built in), or "
+                              f"predictor:<kind> with kind in {kinds} (predictors.accuracy)")
+        self.surrogate = surrogate
         if features not in ("auto", "onehot", "onehot+paths"):
             raise SearchError(f"smbo: features={features!r}; valid: auto, onehot, onehot+paths")
         if int(n_init) < 2 or int(candidates) < 1 or float(beta) < 0:
@@ -58,7 +63,8 @@ class SMBO(Searcher):
     def settings(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "acquisition": self.acquisition, "beta": self.beta,
                 "features": self.features, "max_listed": self.max_listed,
-                "candidates": self.n_candidates, "max_train": self.max_train}
+                "candidates": self.n_candidates, "max_train": self.max_train,
+                "surrogate": self.surrogate}
 
     def observe(self, obs: Observation) -> None:
         if obs.state == "PRUNED":
@@ -164,19 +170,40 @@ class SMBO(Searcher):
         means, stds, zs = [], [], []
         keep = self._subset(y)
         for j in range(y.shape[1]):
-            z = normal_scores(y[:, j])
-            gp = self._model(j, X, z)
-            if len(keep) < len(z):
-                gp = gp.fit(X[keep], z[keep], refit=False)
-            if pending:  # kriging believer: pending architectures count as their predicted mean
-                Xp = self._encode(pending)
-                gp = gp.fit(np.vstack([X, Xp]), np.concatenate([z, gp.predict(Xp)[0]]), refit=False)
-            m, s = gp.predict(Xc)
+            if self.surrogate != "gp":
+                m, sd = self._predictor(X[keep], y[keep, j], pending, Xc)
+                z = y[:, j]  # the predictor works in the objective's own units
+            else:
+                z = normal_scores(y[:, j])
+                gp = self._model(j, X, z)
+                if len(keep) < len(z):
+                    gp = gp.fit(X[keep], z[keep], refit=False)
+                if pending:  # kriging believer: pending architectures count as their predicted mean
+                    Xp = self._encode(pending)
+                    gp = gp.fit(np.vstack([X[keep], Xp]),
+                                np.concatenate([z[keep], gp.predict(Xp)[0]]), refit=False)
+                m, sd = gp.predict(Xc)
             means.append(m)
-            stds.append(s)
+            stds.append(sd)
             zs.append(z)
         score = self._acquire(np.array(means).T, np.array(stds).T, np.array(zs).T, y, rng)
         return Architecture(cands[int(np.argmax(score))])
+
+    def _predictor(self, X: np.ndarray, y: np.ndarray, pending: list[Architecture],
+                   Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the mean and std at Xc of a `predictors.accuracy.AccuracyPredictor` fitted on (X, y)."""
+        from predictors.accuracy import AccuracyPredictor
+
+        kind = self.surrogate.removeprefix("predictor:")
+        p = AccuracyPredictor(kind, seed=self.seed).fit(X, y)
+        if pending:  # kriging believer, as for the GP
+            Xp = self._encode(pending)
+            p = AccuracyPredictor(p.kind_, seed=self.seed).fit(
+                np.vstack([X, Xp]), np.concatenate([y, p.predict(Xp)[0]]))
+        mean, std = p.predict(Xc)
+        # models without an uncertainty (ridge, svr, gbm) make EI a greedy choice of the best mean
+        std = np.full(len(mean), 1e-9) if std is None else np.maximum(std, 1e-9)
+        return mean, std
 
     def _subset(self, y: np.ndarray) -> np.ndarray:
         """Return the trials the GP is fitted on: all, or the best and the latest beyond max_train."""

@@ -18,16 +18,17 @@ CASES = {
     "optuna:tpe": {},
     "optuna:random": {},
     "mcts-bi": {"binarize": True},
+    "smbo-rf": {"surrogate": "predictor:rf", "n_init": 5},  # predictors.accuracy as the surrogate
 }
 FAST = {"linas": {"pop_size": 16, "generations": 4}, "nsga2": {"pop_size": 8}}
 # budget within which each searcher must find the optimum of the 192-architecture toy space
 # (random ones get all of it: without repeats they must have met it by then)
-BUDGET = {"random": 192, "optuna:random": 192, "smbo": 40, "linas": 60}
+BUDGET = {"random": 192, "optuna:random": 192, "smbo": 40, "smbo-rf": 60, "linas": 60}
 SPACE = toy_space()
 
 
 def make(case: str, objectives=("accuracy:max",), seed: int = 0, **kw):
-    name = case.removesuffix("-bi")
+    name = case.split("-")[0]
     settings = {**FAST.get(name, {}), **CASES[case], **kw}
     return make_searcher(name, SPACE, list(objectives), seed=seed, **settings)
 
@@ -120,7 +121,7 @@ def test_failed_trials_and_test_metrics_hidden(case):
 @pytest.mark.parametrize("case", CASES)
 def test_settings_round_trip_and_unknown_setting(case):
     s = make(case)
-    again = make_searcher(case.removesuffix("-bi"), SPACE, ["accuracy:max"], seed=0,
+    again = make_searcher(case.split("-")[0], SPACE, ["accuracy:max"], seed=0,
                           **s.settings())
     assert again.settings() == s.settings()
     with pytest.raises(SearchError):
