@@ -1,0 +1,149 @@
+"""`nas prune`: prune a stored trial's trained model and report (or write) the result."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nas.cli.common import DB_HELP, console, dumps, fmt, open_study, space_of
+from nas.errors import NasError
+from nas.evaluate.training import TrainEvaluator
+from nas.space import Architecture
+from nas.store import Store, StudyRecord, TrialRecord
+
+PRUNE_HELP = (
+    "Prune a trial's trained model and print its validation accuracy, sparsity and per-layer "
+    "allocation. The database is only read.\n\n"
+    "Example: nas prune demo 3 --sparsity 0.9 --method dp --finetune-epochs 1 --out pruned.pt"
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `prune` command to the `nas` app."""
+    app.command("prune", help=PRUNE_HELP)(prune_trial)
+
+
+def prune_trial(
+    study: Annotated[str, typer.Argument(help="study name")],
+    trial: Annotated[int, typer.Argument(help="trial number")],
+    sparsity: Annotated[float, typer.Option(help="fraction of prunable weights to remove, in (0, 1)")] = 0.9,
+    method: Annotated[str, typer.Option(help="dp | lamp | global | uniform | erk")] = "dp",
+    finetune_epochs: Annotated[int, typer.Option(help="fine-tuning epochs after pruning")] = 0,
+    out: Annotated[Path | None, typer.Option(
+        help="write the pruned model: TorchScript if FILE ends in .pt, else a safetensors state dict")
+    ] = None,
+    format: Annotated[Format, typer.Option(help="table | json")] = Format.table,
+    calib_samples: Annotated[int, typer.Option(help="training examples in the calibration batch")] = 256,
+    seed: Annotated[int, typer.Option(help="seed of the fine-tuning")] = 0,
+    db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
+) -> None:
+    """Prune one trial's trained model."""
+    import torch
+
+    from nas.compress.prune import make_permanent
+    from nas.evaluate.pruned import PruneEvaluator
+    from nas.evaluate.trainer import evaluate_model
+    from nas.export import load_weights
+
+    torch.set_num_threads(1)  # repeatable results; pruning a trained model is small work
+    store, rec = open_study(db, study)
+    t = store.get_trial(rec.id, trial)
+    weights = _trained_weights(store, rec, t)
+    pruner = PruneEvaluator(_train_evaluator(rec.evaluator), sparsity=sparsity, method=method,
+                            finetune_epochs=finetune_epochs, calib_samples=calib_samples)
+    pruner.describe()  # checks sparsity and method before the data are loaded
+    model = space_of(rec).build(Architecture(t.architecture))
+    load_weights(model, weights)
+    splits = pruner.base.splits()
+    _, dense_acc = evaluate_model(model, splits.x_val, splits.y_val)
+    result, metrics, _ = pruner.prune_model(model, seed=seed)
+    report: dict[str, Any] = {
+        "study": rec.name, "trial": t.number, "arch_id": t.arch_id, "method": method,
+        "target_sparsity": sparsity, "finetune_epochs": finetune_epochs, "accuracy": dense_acc,
+        **metrics, "kept": result.kept, "total": result.total,
+        "allocation": {k: float(v) for k, v in result.allocation.items()},
+        "out": str(out) if out is not None else None,
+    }
+    if out is not None:
+        _write(make_permanent(result.model).eval(), out, splits.x_val[:1])
+    if format is Format.json:
+        print(dumps(report))
+    else:
+        _print_table(report)
+
+
+def _trained_weights(store: Store, rec: StudyRecord, t: TrialRecord) -> bytes:
+    """Return the trial's stored trained weights, or raise a NasError saying there are none."""
+    weights = store.get_weights(rec.space_fingerprint, t.arch_id, "trained")
+    structure = t.extra.get("structure_id") if isinstance(t.extra, dict) else None
+    if weights is None and structure:  # post-training quantization keeps one set per structure
+        weights = store.get_weights(rec.space_fingerprint, str(structure), "trained")
+    if weights is None:
+        raise NasError(
+            f"trial {t.number} of study {rec.name!r} has no trained weights to prune (state "
+            f"{t.state}; a tabular-benchmark study such as nb201-* trains nothing); prune a "
+            "trial of a study that trained its models, e.g. one run with --dataset digits"
+        )
+    return weights
+
+
+def _train_evaluator(description: dict) -> TrainEvaluator:
+    """Return the training evaluator that a study's stored evaluator description names."""
+    from nas.evaluate import TrainConfig, make_evaluator
+
+    desc = description
+    while isinstance(desc.get("base"), dict):  # prune / quant evaluators wrap a training one
+        desc = desc["base"]
+    if desc.get("kind") != "train" or "dataset" not in desc:
+        raise NasError(f"the study's evaluator ({desc.get('kind') or desc.get('name')!r}) does not "
+                       "train on a data set, so there is no validation data to prune against")
+    evaluator = make_evaluator(
+        desc["dataset"], data_dir=desc.get("data_dir"), config=TrainConfig(**desc.get("config", {})),
+        max_train=desc.get("max_train"), data_seed=desc.get("data_seed", 0), measure_latency=False,
+    )
+    if not isinstance(evaluator, TrainEvaluator):  # a "train" description always makes one
+        raise NasError(f"data set {desc['dataset']!r} does not give a training evaluator")
+    return evaluator
+
+
+def _write(model: Any, out: Path, example: Any) -> None:
+    """Write ``model`` to ``out``: TorchScript for .pt, a safetensors state dict otherwise."""
+    import torch
+    from safetensors.torch import save_file
+
+    try:
+        if out.suffix == ".pt":
+            torch.jit.save(torch.jit.script(model), str(out))
+        else:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out))
+    except OSError as e:
+        raise NasError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{report['study']} trial {report['trial']}[/bold] pruned by {report['method']}: "
+        f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
+        f"{report['kept']:,} of {report['total']:,} prunable weights kept"
+    )
+    console.print(f"validation accuracy {fmt(report['pruned_accuracy'])} pruned, "
+                  f"{fmt(report['accuracy'])} dense; test accuracy {fmt(report['pruned_test_accuracy'])}"
+                  + (f" after {report['finetune_epochs']} fine-tuning epoch(s)"
+                     if report["finetune_epochs"] else ""))
+    table = Table(title="per-layer allocation")
+    table.add_column("layer")
+    table.add_column("pruned", justify="right")
+    for layer, ratio in report["allocation"].items():
+        table.add_row(layer, f"{ratio:.3f}")
+    console.print(table)
+    if report["out"]:
+        console.print(f"wrote {report['out']} ({Path(report['out']).stat().st_size:,} bytes)")
