@@ -35,7 +35,7 @@ class SMBO(Searcher):
     name = "smbo"
     resumable = True
 
-    def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 1.0,
+    def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 2.0,
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
                   max_train: int = 300, surrogate: str = "gp", **rest: Any) -> None:
         super().configure(**rest)
