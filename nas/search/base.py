@@ -62,6 +62,7 @@ class Searcher(ABC):
         self.n_skipped = 0  # candidates rejected by predicted constraints, never evaluated
         self.infeasible: set[str] = set()  # their ids: `seen()` includes them, so none returns
         self._attempt = 0  # index of the current proposal within one ask (see step_rng)
+        self._decisions: dict[str, tuple] | None = None
         self._bounds: dict[str, tuple[float, float]] = {}
         self.configure(**settings)
 
@@ -140,7 +141,7 @@ class Searcher(ABC):
 
     def decisions(self) -> dict[str, tuple]:
         """Return `space.decisions()` (label -> options), computed once: it walks the whole space."""
-        if getattr(self, "_decisions", None) is None:
+        if self._decisions is None:
             self._decisions = self.space.decisions()
         return self._decisions
 
