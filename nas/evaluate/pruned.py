@@ -73,9 +73,15 @@ class PruneEvaluator:
         return {"kind": self.name, "name": self.name, "sparsity": float(self.sparsity),
                 "method": self.method, "finetune_epochs": self.finetune_epochs,
                 "structured": self.structured, "calib_samples": self.calib_samples,
-                "dataset": self.base.dataset, "base": self.base.describe()}
+                "dataset": self.base.dataset, "device": self.base.config.device,
+                "base": self.base.describe()}
 
     def _check(self) -> None:
+        if not isinstance(self.base, TrainEvaluator):
+            raise CompressionError(
+                f"PruneEvaluator: base evaluator {getattr(self.base, 'name', self.base)!r} does not "
+                "train models (or, like 'quant', returns no dense weights); pruning needs a "
+                "TrainEvaluator, e.g. --dataset digits without --quantization")
         methods = STRUCTURED_METHODS if self.structured else METHODS
         if self.method not in methods:
             kind = "structured (channel)" if self.structured else "unstructured"
