@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from nas.cli import results_cmd, search_cmd, system_cmd
+from nas.cli import prune_cmd, results_cmd, search_cmd, system_cmd
 from nas.errors import NasError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 search_cmd.register(app)
 results_cmd.register(app)
 system_cmd.register(app)
+prune_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
