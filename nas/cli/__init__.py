@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from nas.cli import prune_cmd, results_cmd, search_cmd, system_cmd
+from nas.cli import hardware_cmd, prune_cmd, results_cmd, search_cmd, system_cmd
 from nas.errors import NasError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ search_cmd.register(app)
 results_cmd.register(app)
 system_cmd.register(app)
 prune_cmd.register(app)
+hardware_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nas.cli.common import DB_HELP, console, fmt, metric_columns, trials_table
 from nas.errors import NasError
 from nas.evaluate import TrainConfig, make_evaluator
+from nas.latency import LatencyModel, PredictedLatency, profile_path, remeasure_front, uses_latency
 from nas.loading import load_space_and_args, parse_kv
 from nas.objectives import parse_constraints, parse_objectives
 from nas.run import Progress as LoopProgress
 from nas.run import search
+from nas.store import Store
 
 EXAMPLE = """Examples:
 
@@ -55,6 +57,11 @@ def search_command(
     seed: Annotated[int, typer.Option(help="seed of the searcher and of training")] = 0,
     workers: Annotated[int, typer.Option(help="worker processes evaluating in parallel")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="continue an existing study")] = False,
+    latency: Annotated[str, typer.Option(
+        help="predicted (from this device's profile, see nas profile) | measured: how latency_ms "
+             "objectives and constraints are evaluated; the final front is always measured")] = "predicted",
+    latency_batch: Annotated[int, typer.Option(help="batch size of latency figures")] = 1,
+    profile: Annotated[str | None, typer.Option(help="device profile JSON (default: this device's)")] = None,
     prune: Annotated[float | None, typer.Option(
         help="prune every trained candidate to this sparsity and record pruned_accuracy, sparsity")] = None,
     prune_method: Annotated[str, typer.Option(help="dp | lamp | global | uniform | erk")] = "dp",
@@ -64,12 +71,18 @@ def search_command(
         help="none | per-layer | global: search a precision per layer (int8 on CPU, fp16/bf16 on GPU) "
              "with the architecture, quantized after training (SimQ-NAS)")] = "none",
 ) -> None:
-    objectives = [str(o) for o in parse_objectives(objective)]
-    constraints = [str(c) for c in parse_constraints(constraint)]
+    objs, cons = parse_objectives(objective), parse_constraints(constraint)  # before anything loads
+    objectives, constraints = [str(o) for o in objs], [str(c) for c in cons]
     is_table = dataset.lower().startswith("nb201-")
     config = None if is_table else TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                                                  optimizer=optimizer, seed=seed, device=device)
-    extra = {} if is_table or max_train is None else {"max_train": max_train}
+    if latency not in ("predicted", "measured"):
+        raise NasError(f"--latency {latency!r}: valid are predicted, measured")
+    predicted_latency = uses_latency(objs, cons) and latency == "predicted" and not is_table
+    extra: dict = {} if is_table else {"latency_batch": latency_batch,
+                                       "measure_latency": not predicted_latency}
+    if max_train is not None and not is_table:
+        extra["max_train"] = max_train
     evaluator = make_evaluator(dataset, data_dir=data_dir, config=config, **extra)
     defaults = {"num_classes": evaluator.num_classes(), "input_shape": evaluator.input_shape()}
     args = parse_kv(space_arg, "--space-arg")
@@ -85,6 +98,11 @@ def search_command(
 
         evaluator = PruneEvaluator(evaluator, sparsity=prune, method=prune_method,
                                    structured=prune_structured)
+    estimate = None
+    if predicted_latency:
+        model = LatencyModel(sp, profile or profile_path(device), latency_batch)
+        model.predict(sp.sample(seed))  # a missing profile is reported now, before any training
+        evaluator, estimate = PredictedLatency(evaluator, model), model.estimate
     name = study or f"{sp.name or space.rpartition(':')[2]}-{searcher}-{seed}"
     console.print(f"[bold]study[/bold] {name}: {space} ({sp.size():,} architectures), {searcher}, "
                   f"budget {budget}, {', '.join(objectives)}, data {dataset}, db {db}")
@@ -93,8 +111,10 @@ def search_command(
                         constraints=constraints, budget=budget, storage=db, study=name, seed=seed,
                         workers=workers, resume=resume,
                         searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
-                        space_ref=space, space_args=space_args, on_progress=update)
+                        space_ref=space, space_args=space_args, on_progress=update, estimate=estimate)
     _report(result, db)
+    if uses_latency(objs, cons) and not is_table:
+        _remeasure(result, sp, device, latency_batch, db)
 
 
 def _quantization(granularity: str, device: str) -> dict:
@@ -127,6 +147,20 @@ class _progress_view:  # noqa: N801 - used as a context manager
         if p.last is not None and str(p.last.state) == "FAILED":
             status += f" | trial {p.last.number} failed"
         self.bar.update(self.task, completed=p.done, status=status)
+
+
+def _remeasure(result, sp, device: str, batch: int, db: str) -> None:
+    """Measure the final front's latency again and show it beside the figure the search used."""
+    front = remeasure_front(Store.open(db), result.study, sp, result.objectives, result.constraints,
+                            device=device, batch_size=batch)
+    bounds = [c for c in result.constraints if c.name == "latency_ms"]
+    console.print(f"final front re-measured on {device} at batch {batch}:")
+    for t in front:
+        measured = t.metrics["latency_ms_measured"]
+        ok = all(c.satisfied({"latency_ms": measured}) for c in bounds)
+        console.print(f"  trial {t.number}: latency_ms {fmt(t.metrics['latency_ms'])}"
+                      f"{' (predicted)' if 'latency_ms' in t.predicted else ''}, measured {fmt(measured)}"
+                      + ("" if not bounds else ("  meets " if ok else "  VIOLATES ") + str(bounds[0])))
 
 
 def _report(result, db: str) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from nas.errors import StoreError
 from nas.store import checks
-from nas.store.codec import metrics_from_json
+from nas.store.codec import metrics_from_json, metrics_to_json
 from nas.store.db import WRITE, explain, normalize_url, open_engine, shown
 from nas.store.records import StudyRecord, StudySpec, TrialRecord, TrialState
 from nas.store.schema import Architecture, Curve, Measurement, Study, Trial, Weights, utcnow
@@ -273,6 +273,20 @@ class Store:
             return self._trial_record(trial, self._arch_of(s, trial))
 
         return self._write(finish)
+
+    def add_metrics(self, trial_id: int, metrics: dict[str, float]) -> TrialRecord:
+        """Return a finished trial after adding metrics measured later (e.g. a re-measured latency)."""
+        extra = metrics_to_json(metrics, f"metrics of trial id {trial_id}")
+
+        def add(s: Session) -> TrialRecord:
+            trial = s.scalar(sa.select(Trial).where(Trial.id == trial_id).with_for_update())
+            if trial is None:
+                raise StoreError(f"no trial with id {trial_id} in {shown(self.url)}")
+            trial.metrics = {**(trial.metrics or {}), **extra}
+            s.flush()
+            return self._trial_record(trial, self._arch_of(s, trial))
+
+        return self._write(add)
 
     @staticmethod
     def _arch_of(s: Session, trial: Trial) -> Any:

@@ -1,0 +1,84 @@
+"""`nas profile` (measure this device's kernels) and `nas latency` (one architecture's latency)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from nas.cli.common import DB_HELP, console
+from nas.errors import NasError
+from nas.latency import LatencyModel, profile_path
+from nas.loading import load_space, parse_kv
+from nas.space import Architecture
+from nas.store import Store
+
+
+def register(app: typer.Typer) -> None:
+    app.command("profile", help="Profile this device's kernels for the latency predictor.\n\n"
+                                "Example: nas profile --space search_spaces.convnet:space --batch 1 "
+                                "--batch 32 --time-budget 5")(profile)
+    app.command("latency", help="Predict (and with --measure, measure) one architecture's latency.\n\n"
+                                "Example: nas latency search_spaces.convnet:space --arch '{...}' --measure"
+                )(latency)
+
+
+def profile(
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    space: Annotated[list[str], typer.Option(help="space whose kernels to profile, repeatable")] = [
+        "search_spaces.convnet:space"],
+    samples: Annotated[int, typer.Option(help="architectures sampled per space")] = 20,
+    batch: Annotated[list[int], typer.Option(help="batch size, repeatable")] = [1, 32],
+    time_budget: Annotated[float, typer.Option(help="minutes of measuring")] = 5.0,
+    out: Annotated[Path | None, typer.Option(help="profile JSON (default hardware/profiles/<device>.json)")
+                   ] = None,
+    db: Annotated[str | None, typer.Option(help=DB_HELP + " to keep the raw measurements in")] = "nas.db",
+    seed: Annotated[int, typer.Option(help="seed of the architecture samples")] = 0,
+) -> None:
+    from predictors import profile_device
+
+    models = []
+    for ref in space:
+        sp = load_space(ref)
+        models += [(f"{ref}#{i}", sp.build(sp.sample(seed + i)), sp.input_shape) for i in range(samples)]
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task(f"profiling {device} for {time_budget:g} min", total=None)
+        prof = profile_device(models, device=device, batch_sizes=tuple(batch), time_budget_s=time_budget * 60,
+                              seed=seed, progress=lambda done, total, msg: bar.update(task, description=msg))
+    path = prof.save(out)
+    # the store keeps the full device identity with every raw measurement
+    rows = [{**r, "device": prof.identity.to_json()} for r in prof.measurements]
+    stored = Store.open(db).add_measurements(rows) if db else 0
+    console.print(f"{len(prof.measurements)} kernel and {len(prof.models)} whole-model measurements of "
+                  f"{prof.device_id}\nprofile: {path}")
+    if db:
+        console.print(f"raw measurements: {stored} rows in {db}")
+
+
+def latency(
+    space: Annotated[str, typer.Argument(help="path/to/file.py:function or package.module:function")],
+    arch: Annotated[str, typer.Option(help="the architecture as JSON (e.g. from nas trials --format json)")],
+    space_arg: Annotated[list[str], typer.Option(help="argument of the space function, key=value")] = [],
+    batch: Annotated[int, typer.Option(help="batch size")] = 1,
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    profile: Annotated[Path | None, typer.Option(help="device profile (default: this device's)")] = None,
+    measure: Annotated[bool, typer.Option("--measure", help="also measure it (median of repeats)")] = False,
+) -> None:
+    sp = load_space(space, parse_kv(space_arg, "--space-arg"))
+    try:
+        a = sp.validate(Architecture.from_json(arch))
+    except json.JSONDecodeError as e:
+        raise NasError(f"--arch is not JSON: {e}") from e
+    model = LatencyModel(sp, profile or profile_path(device), batch)
+    predicted = model.predict(a)
+    line = f"predicted {predicted:.3f} ms"
+    if measure:
+        from hardware import measure_latency
+
+        measured = measure_latency(sp.build(a), sp.input_shape, batch_size=batch, device=device)
+        line += f", measured {measured:.3f} ms ({(predicted - measured) / measured:+.1%})"
+    console.print(f"{a.id} at batch {batch} on {device}: {line}")

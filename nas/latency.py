@@ -1,0 +1,105 @@
+"""Latency in the search: predicted from a device profile by default, measured when asked.
+
+A search with `latency_ms` in its objectives or constraints uses the profile of this device
+(`hardware/profiles/<device-id>.json`, made by `nas profile`) to predict each candidate's latency
+without measuring it; constraints on latency then skip predicted-infeasible candidates before any
+training. The final Pareto front is always measured again and the store keeps both figures:
+`latency_ms_predicted` and `latency_ms_measured`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nas.errors import HardwareError
+from nas.evaluate import EvalResult, count_params
+from nas.objectives import Constraint, Objective
+from nas.results import best_trials
+from nas.space import Architecture, Space
+from nas.store import Store, StudyRecord, TrialRecord
+
+LATENCY = "latency_ms"
+
+
+def profile_path(device: str = "cpu", threads: int | None = None) -> Path:
+    """Return where this device's profile lives (it may not exist yet)."""
+    from hardware import PROFILES_DIR, identify
+
+    return Path(PROFILES_DIR) / f"{identify(device, threads).device_id}.json"
+
+
+class LatencyModel:
+    """Predicted latency (ms) of a space's architectures on one device and batch size."""
+
+    def __init__(self, space: Space, profile: str | Path, batch_size: int = 1) -> None:
+        self.space, self.profile, self.batch_size = space, Path(profile), batch_size
+        self._predictor = None
+
+    def predict(self, arch: Architecture) -> float:
+        """Return the predicted latency of `arch` in ms (cached per architecture)."""
+        if self._predictor is None:
+            if not self.profile.is_file():
+                raise HardwareError(
+                    f"no device profile at {self.profile}: run `nas profile --space SPACE` on this "
+                    "machine first, or search with --latency measured")
+            from predictors import LatencyPredictor
+
+            self._predictor = LatencyPredictor.load(self.profile)
+        model = self.space.build(arch)
+        return float(self._predictor.predict(model, self.space.input_shape, self.batch_size, key=arch.id))
+
+    def estimate(self, arch: Architecture) -> dict[str, float]:
+        """Return the metrics known before training: predicted latency and exact parameters."""
+        return {LATENCY: self.predict(arch), "params": float(count_params(self.space.build(arch)))}
+
+
+class PredictedLatency:
+    """Wraps an evaluator: `latency_ms` comes from the predictor (marked predicted), not a timer."""
+
+    def __init__(self, base: Any, model: LatencyModel) -> None:
+        self.base, self.model, self.name = base, model, getattr(base, "name", "train")
+
+    def describe(self) -> dict:
+        return {**self.base.describe(), "latency": "predicted", "profile": str(self.model.profile),
+                "latency_batch": self.model.batch_size}
+
+    def input_shape(self) -> tuple[int, ...]:
+        return self.base.input_shape()
+
+    def num_classes(self) -> int:
+        return self.base.num_classes()
+
+    def evaluate(self, build: Callable, arch: Mapping[str, Any], *, seed: int, on_epoch=None) -> EvalResult:
+        result = self.base.evaluate(build, arch, seed=seed, on_epoch=on_epoch)
+        ms = self.model.predict(Architecture(arch))
+        if LATENCY in result.metrics and LATENCY not in result.predicted:
+            result.metrics["latency_ms_measured"] = result.metrics[LATENCY]
+        result.metrics[LATENCY] = result.metrics["latency_ms_predicted"] = ms
+        result.predicted = sorted({*result.predicted, LATENCY, "latency_ms_predicted"})
+        return result
+
+
+def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: Sequence[Objective],
+                    constraints: Sequence[Constraint], *, device: str = "cpu", batch_size: int = 1
+                    ) -> list[TrialRecord]:
+    """Measure the latency of the study's final front and store it; return the updated front."""
+    from hardware import measure_latency
+    from nas.export import load_weights
+
+    front = best_trials(store.trials(study.id), objectives, constraints)
+    updated = []
+    for t in front:
+        model = space.build(t.architecture)
+        weights = store.get_weights(study.space_fingerprint, t.arch_id, "trained")
+        if weights is not None:
+            load_weights(model, weights)
+        ms = measure_latency(model, space.input_shape, batch_size=batch_size, device=device)
+        updated.append(store.add_metrics(t.id, {"latency_ms_measured": ms}))
+    return updated
+
+
+def uses_latency(objectives: Sequence[Objective], constraints: Sequence[Constraint]) -> bool:
+    """Return whether a search needs latency figures."""
+    return any(o.name == LATENCY for o in objectives) or any(c.name == LATENCY for c in constraints)
