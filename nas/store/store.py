@@ -28,6 +28,11 @@ from nas.store.records import StudyRecord, StudySpec, TrialRecord, TrialState
 from nas.store.schema import Architecture, Curve, Measurement, Study, Trial, Weights, utcnow
 
 T = TypeVar("T")
+_TRIAL_COLUMNS = (
+    Trial.id, Trial.study_id, Trial.number, Trial.state, Trial.arch_id, Trial.metrics, Trial.predicted,
+    Trial.error, Trial.started_at, Trial.finished_at, Trial.duration_s, Trial.worker, Trial.host,
+    Trial.device, Trial.extra,
+)
 ATTEMPTS = 12
 _STUDY_FIELDS = (
     "id", "name", "space_ref", "space_fingerprint", "space_description", "searcher",
@@ -311,8 +316,9 @@ class Store:
     def _select_trials(self, study_id: int, *where: Any) -> list[TrialRecord]:
         def select(s: Session) -> list[TrialRecord]:
             self._get_study_row(s, study_id)
+            # Plain columns, not ORM entities: building 10,000 Trial objects took most of the read.
             rows = s.execute(
-                sa.select(Trial, Architecture.arch_json)
+                sa.select(*_TRIAL_COLUMNS, Architecture.arch_json)
                 .join(Study, Study.id == Trial.study_id)
                 .outerjoin(
                     Architecture,
@@ -324,10 +330,19 @@ class Store:
             )
             decoded: dict[str, Any] = {}
             out = []
-            for trial, text in rows:
-                if trial.arch_id not in decoded:
-                    decoded[trial.arch_id] = {} if text is None else json.loads(text)
-                out.append(self._trial_record(trial, decoded[trial.arch_id]))
+            for row in rows:
+                t = row._mapping
+                if t["arch_id"] not in decoded:
+                    text = t["arch_json"]
+                    decoded[t["arch_id"]] = {} if text is None else json.loads(text)
+                out.append(TrialRecord(
+                    id=t["id"], study_id=t["study_id"], number=t["number"],
+                    state=TrialState(t["state"]), arch_id=t["arch_id"],
+                    architecture=decoded[t["arch_id"]], metrics=metrics_from_json(t["metrics"]),
+                    predicted=list(t["predicted"] or []), error=t["error"],
+                    started_at=t["started_at"], finished_at=t["finished_at"],
+                    duration_s=t["duration_s"], worker=t["worker"], host=t["host"],
+                    device=t["device"], extra=dict(t["extra"] or {})))
             return out
 
         return self._read(select)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from multiprocessing.synchronize import Barrier
 
 from nas.store import Store, StudySpec, TrialState
@@ -26,6 +27,7 @@ def _writer(url: str, worker: str, start: Barrier) -> None:
         trial = store.start_trial(study.id, f"{worker}-{i}", f'{{"i": {i}}}', worker=worker)
         store.finish_trial(trial.id, TrialState.COMPLETE, metrics={"i": i},
                            curve=[{"loss": 1.0 / (i + 1)}, {"loss": 0.5 / (i + 1)}])
+        time.sleep(0.005)  # a pause between trials, as real ones have: the writers must interleave
     store.close()
 
 
