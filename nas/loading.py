@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import json
-import sys
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.importing import import_reference
 from nas.space import Quantization, Space
 
 
@@ -35,30 +32,7 @@ def parse_kv(items: list[str] | tuple[str, ...], what: str) -> dict[str, Any]:
 
 
 def _import_function(ref: str) -> Any:
-    target, sep, name = ref.rpartition(":")
-    if not sep or not target or not name:
-        raise LoadError(f"space {ref!r}: write path/to/file.py:function or package.module:function")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise LoadError(f"space {ref!r}: the file {target} does not exist")
-        mod_name = f"nas_user_space_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module  # dataclasses and pickling look modules up by name
-        try:
-            spec.loader.exec_module(module)
-        except Exception as e:
-            raise LoadError(f"space {ref!r}: importing {target} raised {type(e).__name__}: {e}") from e
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as e:
-            raise LoadError(f"space {ref!r}: cannot import module {target!r} ({e})") from e
-    if not hasattr(module, name):
-        found = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
-        raise LoadError(f"space {ref!r}: {target} has no function {name!r} (functions: {found})")
-    return getattr(module, name)
+    return import_reference(ref, "space", LoadError)
 
 
 def load_space(ref: str, args: Mapping[str, Any] | None = None,

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
-import importlib
-import importlib.util
 import pickle
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from nas.errors import EvaluationError
+from nas.importing import import_reference
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -135,35 +132,9 @@ def call_user_loader(spec: str) -> tuple:
 
 def _resolve_loader(spec: str):
     """Return the callable named by ``path/to/file.py:function`` or ``package.module:function``."""
-    target, _, func = spec.rpartition(":")
-    if not target or not func:
-        raise EvaluationError(f"loader {spec!r} must look like 'path/to/file.py:function'")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise EvaluationError(f"loader file {target!r} (from {spec!r}) does not exist")
-        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        mod_name = f"_nas_user_loader_{digest}"
-        try:
-            module_spec = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[mod_name] = module  # dataclasses and pickling need the module findable
-            module_spec.loader.exec_module(module)
-        except Exception as e:
-            raise EvaluationError(f"loader file {target!r} failed to import: {e!r}") from e
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as e:
-            raise EvaluationError(
-                f"loader {spec!r}: {target!r} is neither a .py file nor an importable module"
-            ) from e
-    fn = getattr(module, func, None)
+    fn = import_reference(spec, "loader", EvaluationError)
     if not callable(fn):
-        names = sorted(n for n in dir(module) if callable(getattr(module, n)) and n[0] != "_")
-        raise EvaluationError(
-            f"loader {spec!r}: {target!r} has no function {func!r}; callables there: {names}"
-        )
+        raise EvaluationError(f"loader {spec!r} is a {type(fn).__name__}, not a function")
     return fn
 
 
