@@ -56,9 +56,8 @@ def test_json_report_and_the_store_is_left_alone(study):
     report = json.loads(ok("prune", "d", "0", "--sparsity", "0.8", "--method", "dp",
                            "--calib-samples", "64", "--format", "json", "--db", db))
     assert _digest(db) == before  # opened read-only: the result is not written back
-    # never below the target; above it by up to a few points where the DP's per-layer guard meets
-    # a non-monotone distortion curve (1 epoch of training) and cannot spend the whole budget
-    assert 0.8 - 2e-3 <= report["sparsity"] <= 0.83
+    # met to within a bucket, also where the DP's per-layer guard meets a non-monotone curve
+    assert report["sparsity"] == pytest.approx(0.8, abs=2e-3)
     # the stored weights were loaded: the dense model reproduces the recorded accuracy
     assert report["accuracy"] == pytest.approx(trial["metrics"]["accuracy"], abs=1e-6)
     assert 0.0 <= report["pruned_accuracy"] <= 1.0
