@@ -8,7 +8,9 @@ nas schema), or not a database at all -> refused with a one-line StoreError sayi
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,7 +148,7 @@ def _sqlite_engine(url: str, readonly: bool, kwargs: dict[str, Any]) -> Engine:
         if not readonly:
             # WAL lets readers (the dashboard) run while a search writes. NORMAL sync is safe
             # against a killed process; only a power cut can lose the last commits.
-            cur.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 
@@ -248,6 +250,25 @@ def upgrade(url: str | os.PathLike[str]) -> str:
         raise explain(url, exc) from exc
     finally:
         engine.dispose()
+
+
+def _set_wal(cur: sqlite3.Cursor) -> None:
+    """Switch a SQLite file to WAL, waiting while another process holds the lock.
+
+    Changing the journal mode answers SQLITE_BUSY at once, without the busy handler, while a
+    second process is creating the schema of the same new file; so wait and retry here.
+    """
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.05)
 
 
 def open_engine(url: str, *, readonly: bool) -> Engine:
