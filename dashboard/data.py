@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.objectives import KNOWN_METRICS, Constraint, Objective
+from nas.objectives import KNOWN_METRICS, Constraint, Objective, pareto_mask
 from nas.store import Store, StudyRecord
 
 HOVER = "_arch_text"
@@ -108,42 +108,6 @@ def usable(data: StudyData, constraints: list[str]) -> pd.Series:
     return ok
 
 
-def _front_2d(values: np.ndarray) -> np.ndarray:
-    """Return the non-dominated mask of 2-D points ('higher is better') by one sorted sweep."""
-    order = np.lexsort((-values[:, 1], -values[:, 0]))
-    a, b = values[order, 0], values[order, 1]
-    # Every possible dominator of a point comes before it in this order. Identical points do
-    # not dominate each other, so each run of identical points takes its first member's fate.
-    first = np.ones(len(a), dtype=bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(b)[:-1]])
-    dominated = (best_before >= b)[first][np.cumsum(first) - 1]
-    mask = np.empty(len(a), dtype=bool)
-    mask[order] = ~dominated
-    return mask
-
-
-def pareto_mask(values: np.ndarray) -> np.ndarray:
-    """Return a boolean mask of the non-dominated rows of `values` ('higher is better')."""
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    if values.shape[1] == 2:
-        return _front_2d(values)
-    mask = np.zeros(n, dtype=bool)
-    # Lexicographically descending: a point can only be dominated by one before it, and only
-    # the front so far needs checking, so the loop is O(n * front) in numpy.
-    order = np.lexsort(tuple(-values[:, k] for k in reversed(range(values.shape[1]))))
-    front = np.empty((0, values.shape[1]))
-    for i in order:
-        p = values[i]
-        if not len(front) or not np.any(np.all(front >= p, axis=1) & np.any(front > p, axis=1)):
-            front = np.vstack([front, p])
-            mask[i] = True
-    return mask
-
-
 def best_summary(data: StudyData, objectives: list[str], constraints: list[str]) -> str:
     """Return the best value (one objective) or the Pareto front size (several), as text."""
     objs = [Objective.parse(o) for o in objectives]
@@ -226,7 +190,7 @@ def hypervolume_curve(values: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     front, start, hv = np.empty((0, 2)), 0, []
     for k in checkpoints:
         cand = np.vstack([front, z[start:k][finite[start:k]]])
-        front = cand[_front_2d(-cand)] if len(cand) else cand
+        front = cand[pareto_mask(-cand)] if len(cand) else cand
         hv.append(hypervolume_2d(front))
         start = k
     return checkpoints, np.array(hv)

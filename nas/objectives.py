@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from nas.errors import SearchError
 
 # One vocabulary for metric names everywhere (CLI, store, dashboard, JSON output).
@@ -128,13 +130,42 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     )
 
 
+def _front_2d(values: np.ndarray) -> np.ndarray:
+    """Return the non-dominated mask of 2-D points ('higher is better') by one sorted sweep."""
+    order = np.lexsort((-values[:, 1], -values[:, 0]))
+    a, b = values[order, 0], values[order, 1]
+    # Every possible dominator of a point comes before it in this order. Identical points do
+    # not dominate each other, so each run of identical points takes its first member's fate.
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(b)[:-1]])
+    dominated = (best_before >= b)[first][np.cumsum(first) - 1]
+    mask = np.empty(len(a), dtype=bool)
+    mask[order] = ~dominated
+    return mask
+
+
+def pareto_mask(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Return a boolean mask of the non-dominated rows of `values` ('higher is better')."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if values.shape[1] == 2:
+        return _front_2d(values)
+    mask = np.zeros(n, dtype=bool)
+    # Lexicographically descending: a point can only be dominated by one before it, and only
+    # the front so far needs checking, so the loop is O(n * front) in numpy.
+    order = np.lexsort(tuple(-values[:, k] for k in reversed(range(values.shape[1]))))
+    front = np.empty((0, values.shape[1]))
+    for i in order:
+        p = values[i]
+        if not len(front) or not np.any(np.all(front >= p, axis=1) & np.any(front > p, axis=1)):
+            front = np.vstack([front, p])
+            mask[i] = True
+    return mask
+
+
 def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
     """Return the indices of the non-dominated points ('higher is better' in every coordinate)."""
-    # Sorted by descending coordinates, a point can only be dominated by one seen before it, and
-    # only the current front needs checking: O(n * front) rather than O(n^2).
-    order = sorted(range(len(points)), key=lambda i: tuple(-x for x in points[i]))
-    front: list[int] = []
-    for i in order:
-        if not any(dominates(points[j], points[i]) for j in front):
-            front.append(i)
-    return sorted(front)
+    return [int(i) for i in np.flatnonzero(pareto_mask(points))]
