@@ -36,9 +36,21 @@ class LatencyModel:
     def __init__(self, space: Space, profile: str | Path, batch_size: int = 1) -> None:
         self.space, self.profile, self.batch_size = space, Path(profile), batch_size
         self._predictor = None
+        self._cache: dict[str, dict[str, float]] = {}  # arch id -> estimate: asks repeat candidates
 
     def predict(self, arch: Architecture) -> float:
         """Return the predicted latency of `arch` in ms (cached per architecture)."""
+        return self.estimate(arch)[LATENCY]
+
+    def estimate(self, arch: Architecture) -> dict[str, float]:
+        """Return the metrics known before training: predicted latency and exact parameters."""
+        if arch.id not in self._cache:
+            model = self.space.build(arch)  # built once for both figures
+            self._cache[arch.id] = {LATENCY: self._predict(model, arch),
+                                    "params": float(count_params(model))}
+        return self._cache[arch.id]
+
+    def _predict(self, model: Any, arch: Architecture) -> float:
         if self._predictor is None:
             if not self.profile.is_file():
                 raise HardwareError(
@@ -47,12 +59,7 @@ class LatencyModel:
             from predictors import LatencyPredictor
 
             self._predictor = LatencyPredictor.load(self.profile)
-        model = self.space.build(arch)
         return float(self._predictor.predict(model, self.space.input_shape, self.batch_size, key=arch.id))
-
-    def estimate(self, arch: Architecture) -> dict[str, float]:
-        """Return the metrics known before training: predicted latency and exact parameters."""
-        return {LATENCY: self.predict(arch), "params": float(count_params(self.space.build(arch)))}
 
 
 class PredictedLatency:

@@ -34,14 +34,3 @@ def best_trials(trials: Sequence[TrialLike], objectives: Sequence[Objective],
     front = [ok[i] for i in pareto_front(points)]
     first = objectives[0]
     return sorted(front, key=lambda t: -first.sign() * float(t.metrics[first.name]))
-
-
-def best_so_far(trials: Sequence[TrialLike], objective: Objective) -> list[float]:
-    """Return, per trial in order, the best value of `objective` seen up to it (NaN before any)."""
-    best, out = math.nan, []
-    for t in trials:
-        v = float(t.metrics.get(objective.name, math.nan)) if str(t.state) == "COMPLETE" else math.nan
-        if math.isfinite(v) and (math.isnan(best) or objective.sign() * (v - best) > 0):
-            best = v
-        out.append(best)
-    return out
