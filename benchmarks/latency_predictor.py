@@ -56,16 +56,33 @@ def _flops(model: torch.nn.Module, shape: tuple[int, ...], batch: int) -> float:
                if k.kind != "call")
 
 
-def _truth(tests: list, batch: int, threads: int, repeats: int) -> tuple[np.ndarray, ...]:
-    models = {n: m for n, m, _, _ in tests}
-    shapes = {n: s for n, _, s, _ in tests}
+def _truth(tests: list, batch: int, threads: int, repeats: int,
+           anchors: list) -> tuple[np.ndarray, ...]:
+    """Return (truth, pass A, pass B) for `tests` and the truth for `anchors`, all interleaved."""
+    everything = tests + anchors
+    models = {n: m for n, m, _, _ in everything}
+    shapes = {n: s for n, _, s, _ in everything}
     kw = {"batch_size": batch, "threads": threads, "repeats": repeats, "warmup": 1}
     a = compare_interleaved(models, shapes, **kw)
     b = compare_interleaved(models, shapes, **kw)
-    ma = np.array([a[n].median_ms for n in models])
-    mb = np.array([b[n].median_ms for n in models])
-    both = np.array([float(np.median(a[n].samples_ms + b[n].samples_ms)) for n in models])
-    return both, ma, mb
+    names = [n for n, _, _, _ in tests]
+    ma = np.array([a[n].median_ms for n in names])
+    mb = np.array([b[n].median_ms for n in names])
+    both = {n: float(np.median(a[n].samples_ms + b[n].samples_ms)) for n in models}
+    return (np.array([both[n] for n in names]), ma, mb,
+            np.array([both[n] for n, _, _, _ in anchors]))
+
+
+def _drift(profile: Any, anchors: list, anchor_ms: np.ndarray, batch: int) -> float:
+    """Return how much slower the profiled whole models run now than when profiled (median ratio).
+
+    Thread-CPU time still grows when neighbours share the caches, so a profile made at one load
+    and ground truth timed at another differ by a common factor; printed, never applied.
+    """
+    then = {m["name"]: m["median_ms"] for m in profile.models if m["batch_size"] == batch}
+    ratios = [now / then[n] for (n, _, _, _), now in zip(anchors, anchor_ms, strict=True)
+              if then.get(n)]
+    return float(np.median(ratios)) if ratios else float("nan")
 
 
 def _print_table(results: dict[str, dict[str, float]], ceilings: dict[int, float]) -> None:
@@ -106,8 +123,10 @@ def _evaluate(b: int, tests: list, prof_models: list, profile: Any, variants: di
     """Fill `results` for batch b; return the noise ceiling."""
     kernels = {n: extract_kernels(m, s) for n, m, s, _ in tests}
     t1 = time.monotonic()
-    truth, ma, mb = _truth(tests, b, args.threads, args.repeats)
-    print(f"batch {b}: ground truth for {len(tests)} models in {time.monotonic() - t1:.0f} s")
+    truth, ma, mb, anchor_ms = _truth(tests, b, args.threads, args.repeats, prof_models)
+    print(f"batch {b}: ground truth for {len(tests)} models in {time.monotonic() - t1:.0f} s; "
+          f"the profiled models now take {_drift(profile, prof_models, anchor_ms, b):.3f}x "
+          "their profiled time (1.0 = the machine's load has not changed)")
     for name, pred in variants.items():
         t2 = time.perf_counter()
         if name == "predictor":  # the public path, timed: trace + regressors
