@@ -24,6 +24,7 @@ import numpy as np
 from nas.errors import SearchError, SpaceError
 from nas.search.base import Observation, Searcher
 from nas.search.gp import GP, expected_improvement, hypervolume_improvement_2d, normal_scores
+from nas.search.mo import propose_ehvi
 from nas.search.mutation import MAX_LISTED, listed, mutate, random_unseen
 from nas.space import Architecture
 from nas.space.encoding import Encoder
@@ -37,8 +38,16 @@ class SMBO(Searcher):
 
     def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 2.0,
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
-                  max_train: int = 300, surrogate: str = "gp", **rest: Any) -> None:
+                  max_train: int = 300, surrogate: str = "gp", mo: str = "ehvi",
+                  targets: str = "rank", **rest: Any) -> None:
         super().configure(**rest)
+        self.mo, self.targets = mo, targets
+        if mo not in ("ehvi", "hvi"):
+            raise SearchError(f"smbo: mo={mo!r}; valid: ehvi (expected hypervolume improvement), "
+                              f"hvi (improvement of the optimistic point)")
+        if any(t not in ("rank", "value", "log") for t in targets.split(",")):
+            raise SearchError(f"smbo: targets={targets!r}; valid: rank, value or log, one for all "
+                              f"objectives or one per objective separated by commas")
         if acquisition not in ("ei", "ucb"):
             raise SearchError(f"smbo: acquisition={acquisition!r}; valid: ei, ucb")
         kinds = ("ridge", "svr", "gbm", "rf", "ensemble", "gp", "auto")
@@ -59,12 +68,13 @@ class SMBO(Searcher):
         self._listed: tuple[list[Architecture], np.ndarray] | None = None
         self._params: dict[tuple[int, int], np.ndarray] = {}  # (objective, refit point) -> params
         self._pruned: list[Architecture] = []  # predicted infeasible: never candidates again
+        self._mo_params: dict[tuple[int, int, str], np.ndarray] = {}  # the same for nas.search.mo
 
     def settings(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "acquisition": self.acquisition, "beta": self.beta,
                 "features": self.features, "max_listed": self.max_listed,
                 "candidates": self.n_candidates, "max_train": self.max_train,
-                "surrogate": self.surrogate}
+                "surrogate": self.surrogate, "mo": self.mo, "targets": self.targets}
 
     def observe(self, obs: Observation) -> None:
         if obs.state == "PRUNED":
@@ -145,7 +155,8 @@ class SMBO(Searcher):
         """Return the training-set size whose hyperparameters serve a model of n points."""
         return n if n <= 30 else n - n % max(1, n // 10)
 
-    def _model(self, j: int, X: np.ndarray, z: np.ndarray) -> GP:
+    def _model(self, j: int, X: np.ndarray, z: np.ndarray, rows: np.ndarray | None = None) -> GP:
+        """Return objective j's GP on (X, z), or on its `rows` only (hyperparameters: the schedule's)."""
         r = self.refit_point(len(z))
         gp = GP(self._groups())
         key = (j, r)
@@ -153,9 +164,13 @@ class SMBO(Searcher):
             rng = np.random.default_rng([self.seed, j, r])
             self._params[key] = gp.fit(X[:r], normal_scores_prefix(z, r), rng=rng).log_params
         gp.log_params = self._params[key]
+        if rows is not None:
+            X, z = X[rows], z[rows]
         return gp.fit(X, z, refit=False)
 
     def propose(self) -> Architecture:
+        if len(self.objectives) == 2 and self.mo == "ehvi" and self.surrogate == "gp":
+            return propose_ehvi(self)
         rng = self.step_rng()
         seen = self.seen()
         archs, y = self._training_set()

@@ -1,0 +1,215 @@
+"""Two-objective acquisition for SMBO: exact expected hypervolume improvement (EHVI).
+
+In two dimensions the region a new point (X, Y) adds to a front is a sum over the front's vertical
+strips: strip i spans x in [a_i, b_i] above the height h_i the front already dominates there, and adds
+max(0, min(X, b_i) - a_i) * max(0, Y - h_i). With X and Y independent, the expectation of each
+product is the product of two one-dimensional expectations, each a difference of "expected
+positive parts" E[(X - a)^+]: for a Gaussian that is the EI formula, for any other marginal a
+quadrature over its nodes. So EHVI costs O(candidates x front) and is exact (no Monte Carlo).
+
+Objectives here are maximised and already on the scale the hypervolume is measured in (the caller
+normalises them, e.g. by the observed front's range, with the reference point below its nadir).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from nas.search.gp import GP, normal_scores
+from nas.search.mutation import random_unseen
+from nas.space import Architecture
+
+if TYPE_CHECKING:
+    from nas.search.smbo import SMBO
+
+Part = Callable[[float], np.ndarray]
+
+
+def strips(front: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the strips (x from, x to, height dominated) of a 2-D front (maximised) above `ref`."""
+    f = np.asarray(front, dtype=np.float64).reshape(-1, 2)
+    f = f[np.all(f > ref, axis=1)]
+    f = f[np.argsort(f[:, 0], kind="stable")]
+    # keep the staircase: a point is dominated when a later (larger-x) point is at least as high
+    keep = np.ones(len(f), dtype=bool)
+    top = -np.inf
+    for i in range(len(f) - 1, -1, -1):
+        keep[i] = f[i, 1] > top
+        top = max(top, f[i, 1])
+    f = f[keep]
+    lo = np.concatenate([[ref[0]], f[:, 0]])
+    hi = np.concatenate([f[:, 0], [np.inf]])
+    height = np.concatenate([f[:, 1], [ref[1]]])
+    return lo, hi, height
+
+
+def positive_part_gaussian(mean: np.ndarray, std: np.ndarray, a: float) -> np.ndarray:
+    """Return E[(V - a)^+] for V ~ N(mean, std^2), elementwise (std > 0)."""
+    if np.isinf(a):
+        return np.zeros_like(mean) if a > 0 else np.full_like(mean, np.inf)
+    z = (mean - a) / std
+    return std * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi) + (mean - a) * ndtr(z)
+
+
+def positive_part_nodes(values: np.ndarray, weights: np.ndarray, a: float) -> np.ndarray:
+    """Return E[(V - a)^+] where each row of `values` holds quadrature nodes of V (weights sum 1)."""
+    if np.isinf(a):
+        return np.zeros(len(values)) if a > 0 else np.full(len(values), np.inf)
+    return np.clip(values - a, 0.0, None) @ weights
+
+
+def ehvi_2d(front: np.ndarray, ref: np.ndarray, x_part: Part, y_part: Part) -> np.ndarray:
+    """Return the expected hypervolume improvement per candidate, given each axis' E[(V - a)^+].
+
+    `x_part(a)` and `y_part(a)` return, for every candidate, E[(X - a)^+] and E[(Y - a)^+].
+    """
+    lo, _, height = strips(front, ref)
+    # strip i spans [lo_i, lo_{i+1}] (the last one is unbounded): E[(min(X, b) - a)^+] is
+    # E[(X - a)^+] - E[(X - b)^+], and each strip's end is the next one's start
+    px = [x_part(a) for a in lo]
+    total = px[-1] * y_part(height[-1])
+    for i in range(len(lo) - 1):
+        total = total + (px[i] - px[i + 1]) * y_part(height[i])
+    return np.maximum(total, 0.0)
+
+
+def ehvi_2d_gaussian(mean: np.ndarray, std: np.ndarray, front: np.ndarray, ref: np.ndarray
+                     ) -> np.ndarray:
+    """Return the exact EHVI of candidates with independent Gaussian objectives (columns 0, 1)."""
+    std = np.maximum(std, 1e-12)
+    return ehvi_2d(front, ref,
+                   lambda a: positive_part_gaussian(mean[:, 0], std[:, 0], a),
+                   lambda a: positive_part_gaussian(mean[:, 1], std[:, 1], a))
+
+
+def ehvi_2d_nodes(x_values: np.ndarray, y_values: np.ndarray, weights: np.ndarray,
+                  front: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Return the EHVI of candidates whose objectives are given by quadrature nodes (rows)."""
+    return ehvi_2d(front, ref,
+                   lambda a: positive_part_nodes(x_values, weights, a),
+                   lambda a: positive_part_nodes(y_values, weights, a))
+
+
+def normal_strata(k: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Return k nodes and equal weights for N(0, 1): the means of its k equal-probability strata.
+
+    For the kinked integrands here ((v - a)^+) this is about twice as accurate as Gauss-Hermite
+    with the same number of nodes (1 % of the std at k = 32), and keeps the mean exact.
+    """
+    edges = ndtri(np.linspace(0.0, 1.0, k + 1))
+    density = np.exp(-0.5 * edges * edges) / np.sqrt(2.0 * np.pi)  # 0 at the infinite ends
+    return (density[:-1] - density[1:]) * k, np.full(k, 1.0 / k)
+
+
+def to_values_tail(zq: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return normal scores mapped back to values, extrapolated by the slope of each tail.
+
+    The empirical inverse inside the observed range; beyond it, the slope of the top (or bottom)
+    tenth of the points, not the overall one: accuracies bunch up near the best, so one more
+    standard deviation there is worth far less than across the whole range.
+    """
+    order = np.argsort(z, kind="stable")
+    zs, ys = z[order], y[order]
+    k = max(2, len(zs) // 10)
+    top = (ys[-1] - ys[-k]) / max(zs[-1] - zs[-k], 1e-12)
+    bottom = (ys[k - 1] - ys[0]) / max(zs[k - 1] - zs[0], 1e-12)
+    out = np.interp(zq, zs, ys)
+    out = np.where(zq > zs[-1], ys[-1] + (zq - zs[-1]) * top, out)
+    return np.where(zq < zs[0], ys[0] + (zq - zs[0]) * bottom, out)
+
+
+# -- SMBO's two-objective ask ------------------------------------------------------------------
+def targets(kind: str, y: np.ndarray, sign: float) -> tuple[np.ndarray, Callable]:
+    """Return the GP targets of one objective column and the map from targets back to values.
+
+    rank: normal scores (robust to broken architectures' outlying accuracies); value: the values
+    standardised; log: the standardised log of the metric (positive metrics, e.g. latency).
+    """
+    if kind == "log" and np.all(sign * y > 0):
+        logs = np.log(sign * y)
+        mu, sd = logs.mean(), max(logs.std(), 1e-12)
+        # times sign: higher targets stay better, as for the other kinds
+        return sign * (logs - mu) / sd, lambda t: sign * np.exp(mu + sd * sign * t)
+    if kind in ("value", "log"):
+        mu, sd = y.mean(), max(y.std(), 1e-12)
+        return (y - mu) / sd, lambda t: mu + sd * t
+    z = normal_scores(y)
+    return z, lambda t: to_values_tail(t, z, y)
+
+
+def _model(s: SMBO, j: int, kind: str, X: np.ndarray, y: np.ndarray, sign: float) -> GP:
+    """Return objective j's GP on all trials; hyperparameters refitted on the schedule of SMBO."""
+    t = targets(kind, y, sign)[0]
+    if kind == "rank":
+        return s._model(j, X, t)  # the single-objective cache: the same GP
+    r = s.refit_point(len(t))
+    key = (j, r, kind)
+    gp = GP(s._groups())
+    if key not in s._mo_params:  # fitted on the first r points: the same after a restore
+        rng = np.random.default_rng([s.seed, j, r])
+        s._mo_params[key] = gp.fit(X[:r], targets(kind, y[:r], sign)[0], rng=rng).log_params
+    gp.log_params = s._mo_params[key]
+    return gp.fit(X, t, refit=False)
+
+
+def _axis(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: float, span: float
+          ) -> Part:
+    """Return a -> E[(V - a)^+] for every candidate, V its objective normalised as (v - lo) / span."""
+    if kind == "value":  # linear back-map: V is Gaussian
+        m, sd = (back(mean) - lo) / span, np.maximum((back(mean + std) - back(mean)) / span, 1e-12)
+        return lambda a: positive_part_gaussian(m, sd, a)
+    t, w = normal_strata()
+    nodes = (back(mean[:, None] + std[:, None] * t[None, :]) - lo) / span
+    return lambda a: positive_part_nodes(nodes, w, a)
+
+
+def propose_ehvi(s: SMBO) -> Architecture:
+    """Return SMBO's next two-objective candidate: the unseen one of largest EHVI."""
+    rng = s.step_rng()
+    seen = s.seen()
+    archs, y = s._training_set()
+    if len(archs) < s.n_init or len(np.unique(y[:, 0])) < 2:
+        return random_unseen(s.space, rng, seen)
+    order = np.argsort(-y.sum(1))[:10]
+    cands, Xc = s._candidates(rng, seen, [archs[i] for i in order])
+    if not cands:
+        return random_unseen(s.space, rng, seen)
+    X = s._encode(archs)
+    kinds = s.targets.split(",") * (2 if "," not in s.targets else 1)
+    keep, pending = s._subset(y), list(s.pending.values())
+    front = y[_front(y)]
+    preds, believed = [], []
+    for j, o in enumerate(s.objectives):
+        gp = _model(s, j, kinds[j], X, y[:, j], o.sign())
+        t, back = targets(kinds[j], y[:, j], o.sign())
+        if len(keep) < len(t):
+            gp = gp.fit(X[keep], t[keep], refit=False)
+        if pending:  # kriging believer: pending architectures count as their predicted mean
+            Xp = s._encode(pending)
+            tp = gp.predict(Xp)[0]
+            gp = gp.fit(np.vstack([X[keep], Xp]), np.concatenate([t[keep], tp]), refit=False)
+            believed.append(back(tp))
+        preds.append((back, *gp.predict(Xc)))
+    if believed:
+        front = np.vstack([front, np.column_stack(believed)])
+    # normalised by the range of all trials, the reference point 10 % below the worst of each:
+    # the front's own nadir would give nothing to a point that extends the front at one end
+    # while worse than the nadir on the other objective (the cheap cells, all below the best
+    # accuracy of the front's cheapest member); the true front of a benchmark reaches those ends
+    lo = y.min(0)
+    span = np.maximum(y.max(0) - lo, 1e-12)
+    parts = [_axis(kinds[j], back, m, sd, lo[j], span[j]) for j, (back, m, sd) in enumerate(preds)]
+    ref = np.full(2, -0.1)
+    score = ehvi_2d((front - lo) / span, ref, *parts)
+    return Architecture(cands[int(np.argmax(score))])
+
+
+def _front(y: np.ndarray) -> np.ndarray:
+    """Return the indices of the rows of y (both maximised) that no other row dominates."""
+    keep = [i for i, p in enumerate(y)
+            if not np.any(np.all(y >= p, axis=1) & np.any(y > p, axis=1))]
+    return np.asarray(keep, dtype=int)
