@@ -37,7 +37,13 @@ from nas.compress.pruning.curves import (
     distortion_curves,
     ratio_grid,
 )
-from nas.compress.pruning.latency import LatencyTable, measure_channel_latency, time_model
+from nas.compress.pruning.latency import (
+    LatencyTable,
+    PredictedChannelLatency,
+    measure_channel_latency,
+    predicted_channel_latency,
+    time_model,
+)
 from nas.compress.pruning.layers import (
     apply_counts,
     check_calib,
@@ -56,6 +62,7 @@ __all__ = [
     "METHODS",
     "AdditivityReport",
     "LatencyTable",
+    "PredictedChannelLatency",
     "PruneResult",
     "additivity",
     "additivity_report",
@@ -66,13 +73,14 @@ __all__ = [
     "prune",
     "channel_groups",
     "measure_channel_latency",
+    "predicted_channel_latency",
     "prune_channels",
     "sparsity_of",
     "time_model",
 ]
 
 
-def _check_request(sparsity: float, method: str, rounds: int) -> None:
+def _check_request(sparsity: float, method: str, rounds: int, min_kept_per_output: int) -> None:
     if method not in METHODS:
         raise CompressionError(f"method {method!r} is unknown; valid methods: {list(METHODS)}")
     if not isinstance(sparsity, (int, float)) or not 0.0 < float(sparsity) < 1.0:
@@ -82,12 +90,19 @@ def _check_request(sparsity: float, method: str, rounds: int) -> None:
         )
     if not isinstance(rounds, int) or rounds < 1:
         raise CompressionError(f"rounds={rounds!r} must be a positive integer, e.g. 1 or 3")
+    if not isinstance(min_kept_per_output, int) or min_kept_per_output < 0:
+        raise CompressionError(
+            f"min_kept_per_output={min_kept_per_output!r} must be an integer >= 0, e.g. 1 (0: no floor)"
+        )
 
 
-def _round_counts(method, layers, target, cap, curves, buckets, limit) -> dict[str, int]:
+def _round_counts(method, layers, target, cap, curves, buckets, limit, floor) -> dict[str, int]:
     sizes = {n: m.weight.numel() for n, m in layers.items()}
     if method == "dp":
-        return dp_counts(curves, sizes, target, buckets=buckets, max_kept=cap, limit=limit)
+        # the curves span each layer's remaining weights, so the DP's sizes are what is left
+        floor_kept = {n: floor * m.weight.shape[0] for n, m in layers.items()} if floor else None
+        return dp_counts(curves, cap, target, buckets=buckets, max_kept=cap, limit=limit,
+                         min_kept=floor_kept)  # fmt: skip
     if method == "uniform":
         return uniform_counts(sizes, cap, target)
     if method == "global":
@@ -110,28 +125,34 @@ class _Rounds:
     buckets: int
     finetune: Callable[[nn.Module], None] | None
     max_layer_distortion: float | None
+    min_kept_per_output: int
 
     def run(self, work, layers, total, curves) -> tuple[float, float, dict | None]:
         """Return (allocation seconds, curve seconds, first round's curves) after pruning work."""
         solve = curve_time = 0.0
         first = None
+        with torch.no_grad():
+            dense_ref = work.eval()(self.calib)
+        dead = dead_distortion(work, self.calib, self.distortion)
         for t in range(1, self.rounds + 1):
             target = max(1, int(round((1.0 - self.sparsity) ** (t / self.rounds) * total)))
             round_curves = curves if t == 1 else None
             if self.method == "dp" and round_curves is None:
                 start = time.perf_counter()
+                # later rounds: curves of the pruned model, against the dense model's logits
                 round_curves = distortion_curves(
-                    work, self.calib, grid_step=self.grid_step, distortion=self.distortion
+                    work, self.calib, grid_step=self.grid_step, distortion=self.distortion,
+                    reference=dense_ref if t > 1 else None,
                 )
                 curve_time += time.perf_counter() - start
             first = round_curves if first is None else first
             limit = None
             if self.method == "dp" and self.max_layer_distortion is not None:
-                dead = dead_distortion(work, self.calib, self.distortion)
                 limit = self.max_layer_distortion * dead
             start = time.perf_counter()
             cap = kept_counts(layers)
-            counts = _round_counts(self.method, layers, target, cap, round_curves, self.buckets, limit)
+            counts = _round_counts(self.method, layers, target, cap, round_curves, self.buckets, limit,
+                                   self.min_kept_per_output)  # fmt: skip
             solve += time.perf_counter() - start
             apply_counts(layers, counts)
             if self.finetune is not None:
@@ -155,6 +176,7 @@ def prune(
     n_random: int = 20,
     seed: int = 0,
     max_layer_distortion: float | None = 1.0,
+    min_kept_per_output: int = 1,
 ) -> PruneResult:
     """Return a pruned copy of ``model`` (masks attached) at the target sparsity by ``method``.
 
@@ -167,8 +189,14 @@ def prune(
     outputs the mean logits). Without it, at sparsities where every allocation saturates, the
     cheapest sum is often to mask a whole plain layer, which no fine-tuning can undo. ``None``
     gives the paper's unguarded DP; a target unreachable under the guard relaxes it by doubling.
+
+    ``min_kept_per_output`` (beyond the paper; DP only) keeps at least that many weights per
+    output channel or feature in every layer: past 90% sparsity the summed distortions of a
+    small network saturate (every allocation is as bad as a dead model before fine-tuning), and
+    the cheapest sum then empties the largest layer (a residual branch, or a plain conv), which
+    the fixed masks never let fine-tuning reconnect. 0 gives the paper's DP.
     """
-    _check_request(sparsity, method, rounds)
+    _check_request(sparsity, method, rounds, min_kept_per_output)
     check_distortion(distortion)
     ratio_grid(grid_step)
     work = copy.deepcopy(detach_masked(model))
@@ -176,7 +204,8 @@ def prune(
     check_calib(work.eval(), calib)
     total = sum(m.weight.numel() for m in layers.values())
     plan = _Rounds(
-        method, sparsity, rounds, calib, grid_step, distortion, buckets, finetune, max_layer_distortion
+        method, sparsity, rounds, calib, grid_step, distortion, buckets, finetune,
+        max_layer_distortion, min_kept_per_output,
     )
     solve, curve_time, first_curves = plan.run(work, layers, total, curves)
     work.eval()

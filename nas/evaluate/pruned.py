@@ -6,14 +6,19 @@
 Unstructured (default): layer-adaptive magnitude pruning (``nas.compress.prune.prune``) to a
 fraction of prunable weights removed; it makes no CPU kernel faster, so ``latency_ms`` stays the
 dense model's. Structured (``structured=True``): channel pruning under a latency budget of
-``(1 - sparsity)`` x the dense model's latency, measured on this machine; ``latency_ms`` is then
-the pruned model's, timed interleaved with the dense one (``latency_ms_dense``).
+``(1 - sparsity)`` x the dense model's latency. The DP's cost per channel group comes from the
+kernel latency predictor when this device has a profile (``nas.latency.profile_path``; no timing
+during the allocation), from a latency table measured on this machine otherwise
+(``latency="auto"``; ``"predicted"`` or ``"measured"`` forces one). Either way ``latency_ms`` is
+the pruned model's *measured* latency, timed interleaved with the dense one
+(``latency_ms_dense``); with the predictor, ``latency_ms_predicted`` stands beside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +26,12 @@ import torch
 from torch import nn
 
 from nas.compress.prune import METHODS, prune, prune_channels
-from nas.compress.pruning.latency import LatencyTable, latency_samples, measure_channel_latency
+from nas.compress.pruning.latency import (
+    LatencyTable,
+    latency_samples,
+    measure_channel_latency,
+    predicted_channel_latency,
+)
 from nas.compress.pruning.result import PruneResult
 from nas.errors import CompressionError
 from nas.evaluate.base import EpochCallback, EvalResult
@@ -29,6 +39,7 @@ from nas.evaluate.trainer import evaluate_model, train
 from nas.evaluate.training import TrainEvaluator
 
 STRUCTURED_METHODS = ("dp", "uniform")
+LATENCY_SOURCES = ("auto", "predicted", "measured")
 LATENCY_REPEATS = 15
 # Fine-tuning starts from a trained minimum: a from-scratch learning rate would throw it away.
 FINETUNE_LR_SCALE = 0.1
@@ -40,7 +51,11 @@ class PruneEvaluator:
     Metrics: every metric of ``base`` (of the dense model), plus ``pruned_accuracy`` and
     ``pruned_test_accuracy`` (validation and test accuracy of the pruned model), ``sparsity``
     (achieved fraction of prunable weights removed) and ``pruned_params`` (non-zero parameters
-    left). Structured: ``latency_ms`` (pruned) and ``latency_ms_dense``. ``extra`` holds
+    left). Structured: ``latency_ms`` (pruned, measured), ``latency_ms_dense`` (measured),
+    ``latency_ratio`` (their ratio) and, when the predictor set the costs,
+    ``latency_ms_predicted`` and ``latency_ms_dense_predicted``; ``extra["prune_latency_cost"]``
+    says which ("predictor" or "measured table") and ``extra["latency_budget_ms"]`` the budget
+    on that scale. ``extra`` holds
     ``prune_allocation`` {layer: ratio} (pruning ratio per layer; kept channel fraction per
     group when structured) and ``prune_method``. The returned ``state_dict`` is the dense model's.
     """
@@ -48,14 +63,17 @@ class PruneEvaluator:
     name = "prune"
 
     def __init__(self, base: TrainEvaluator, *, sparsity: float, method: str = "dp",
-                 finetune_epochs: int = 0, structured: bool = False, calib_samples: int = 256
-                 ) -> None:
+                 finetune_epochs: int = 0, structured: bool = False, calib_samples: int = 256,
+                 latency: str = "auto", profile: str | Path | None = None) -> None:
         self.base = base
         self.sparsity = sparsity
         self.method = method
         self.finetune_epochs = finetune_epochs
         self.structured = structured
         self.calib_samples = calib_samples
+        self.latency = latency
+        self.profile = profile
+        self._predictor: Any = None
 
     def input_shape(self) -> tuple[int, ...]:
         """Return the (C, H, W) shape of one input example."""
@@ -73,6 +91,8 @@ class PruneEvaluator:
         return {"kind": self.name, "name": self.name, "sparsity": float(self.sparsity),
                 "method": self.method, "finetune_epochs": self.finetune_epochs,
                 "structured": self.structured, "calib_samples": self.calib_samples,
+                **({"latency": self.latency, "profile": str(self._profile_path())}
+                   if self.structured else {}),
                 "dataset": self.base.dataset, "device": self.base.config.device,
                 "base": self.base.describe()}
 
@@ -94,6 +114,13 @@ class PruneEvaluator:
         if not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0:
             raise CompressionError(f"PruneEvaluator: finetune_epochs={self.finetune_epochs!r} "
                                    "must be an integer >= 0")
+        if self.latency not in LATENCY_SOURCES:
+            raise CompressionError(f"PruneEvaluator: latency={self.latency!r} is unknown; valid: "
+                                   f"{list(LATENCY_SOURCES)}")
+        if self.structured and self.latency == "predicted" and not self._profile_path().is_file():
+            raise CompressionError(
+                f"PruneEvaluator: latency='predicted' needs a device profile, and there is none "
+                f"at {self._profile_path()}; run `nas profile` on this machine, or use 'measured'")
         if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
             raise CompressionError(f"PruneEvaluator: calib_samples={self.calib_samples!r} must "
                                    "be an integer >= 1")
@@ -159,27 +186,64 @@ class PruneEvaluator:
         return {"pruned_accuracy": acc, "pruned_test_accuracy": test_acc,
                 "sparsity": float(result.sparsity), "pruned_params": float(nonzero)}
 
+    def _profile_path(self) -> Path:
+        """Return the device profile the predictor would be fitted from (it may not exist)."""
+        if self.profile is not None:
+            return Path(self.profile)
+        from nas.latency import profile_path
+
+        return profile_path(self.base.config.device if self.base.config.device != "auto" else "cpu")
+
+    def _use_predictor(self) -> bool:
+        return self.latency == "predicted" or (self.latency == "auto" and self._profile_path().is_file())
+
+    def _latency_model(self, model: nn.Module, example: torch.Tensor
+                       ) -> tuple[Any, Callable[[nn.Module], float], str]:
+        """Return (latency_fn with base_ms and full_ms, whole-model measure, source name)."""
+        if self._use_predictor():
+            if self._predictor is None:  # fitted once per evaluator: refitting takes a second
+                from predictors import LatencyPredictor
+
+                self._predictor = LatencyPredictor.load(self._profile_path())
+            shape, batch, predictor = self.input_shape(), self.base.latency_batch, self._predictor
+            fn = predicted_channel_latency(model, shape, predictor, batch)
+            # the whole pruned model through the predictor: it sees what the per-group sum
+            # misses (two adjacent narrowed groups shrink the conv between them twice)
+            return fn, lambda m: float(predictor.predict(m, shape, batch)), "predictor"
+        table = measure_channel_latency(model, example, repeats=LATENCY_REPEATS)
+        return table, _relative_timer(model, example, table), "measured table"
+
     def _prune_channels(self, model: nn.Module, seed: int, metrics: dict[str, float],
                         extra: dict[str, Any]) -> PruneResult:
         """Return the channel-pruned model under (1 - sparsity) x the dense latency."""
         splits = self.base.splits()
         example = splits.x_train[: self.base.latency_batch].to("cpu")
-        table = measure_channel_latency(model, example, repeats=LATENCY_REPEATS)
-        budget = (1.0 - float(self.sparsity)) * table.full_ms
-        fastest = table.base_ms + sum(table(name, 1) for name in table.points)
+        latency_fn, measure, source = self._latency_model(model, example)
+        budget = (1.0 - float(self.sparsity)) * latency_fn.full_ms
+        fastest = latency_fn.base_ms + sum(latency_fn(g, 1) for g in _group_names(latency_fn))
         # A tiny model's fixed cost can exceed the asked fraction: then prune to the fastest
         # reachable width rather than fail the trial, and say so.
         extra["latency_budget_ms"] = max(budget, fastest)
         extra["latency_budget_clamped"] = budget < fastest
-        result = prune_channels(model, latency_budget_ms=max(budget, fastest), latency_fn=table,
-                                base_ms=table.base_ms, calib=self._calib(), method=self.method,
-                                finetune=self._finetune(seed), measure=_relative_timer(
-                                    model, example, table))  # fmt: skip
+        extra["prune_latency_cost"] = source
+        result = prune_channels(model, latency_budget_ms=max(budget, fastest), latency_fn=latency_fn,
+                                base_ms=latency_fn.base_ms, calib=self._calib(), method=self.method,
+                                finetune=self._finetune(seed), measure=measure,
+                                calibrate_rounds=8 if source == "predictor" else 4)  # fmt: skip
         dense_ms, pruned_ms = (float(np.median(s)) for s in latency_samples(
             [model, result.model.eval()], example, LATENCY_REPEATS))  # fmt: skip
         metrics["latency_ms"], metrics["latency_ms_dense"] = pruned_ms, dense_ms
+        metrics["latency_ratio"] = pruned_ms / dense_ms
+        if source == "predictor":
+            metrics["latency_ms_predicted"] = measure(result.model)
+            metrics["latency_ms_dense_predicted"] = float(latency_fn.full_ms)
         extra["prune_channels"] = dict(result.channels or {})
         return result
+
+
+def _group_names(latency_fn: Any) -> list[str]:
+    """Return the channel groups a latency_fn (measured table or predictor) knows."""
+    return list(latency_fn.points) if isinstance(latency_fn, LatencyTable) else list(latency_fn.groups)
 
 
 def _computed_tensors(model: nn.Module) -> list[torch.Tensor]:

@@ -118,3 +118,26 @@ def test_unknown_trial_is_an_error(study):
     db, _ = study
     proc = nas("prune", "d", "7", "--db", db)
     assert proc.returncode == 2 and "7" in proc.stderr
+
+
+def test_structured_reports_measured_latency_and_the_cost_model(study):
+    db, trial = study
+    profiles = sorted((ROOT / "hardware" / "profiles").glob("cpu-*.json"))
+    if not profiles:
+        pytest.skip("no committed CPU device profile")
+    report = json.loads(ok("prune", "d", str(trial["number"]), "--structured", "--sparsity", "0.3",
+                           "--latency", "predicted", "--profile", str(profiles[0]),
+                           "--format", "json", "--db", db))
+    assert report["method"] == "channels-dp" and report["prune_latency_cost"] == "predictor"
+    assert report["latency_ms"] > 0 and report["latency_ms_dense"] > 0  # measured
+    assert report["latency_ms_predicted"] <= report["latency_budget_ms"] + 1e-6
+    assert set(report["prune_channels"]) == set(report["allocation"])
+    text = ok("prune", "d", str(trial["number"]), "--structured", "--sparsity", "0.3",
+              "--latency", "measured", "--db", db)
+    assert "ms measured" in text and "measured table" in text and "channels kept" in text
+
+
+def test_structured_with_an_unknown_latency_source_is_an_error(study):
+    db, _ = study
+    proc = nas("prune", "d", "0", "--structured", "--latency", "guessed", "--db", db)
+    assert proc.returncode == 2 and "latency='guessed' is unknown" in proc.stderr

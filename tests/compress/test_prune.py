@@ -263,6 +263,11 @@ def test_error_calibration_batch_of_wrong_shape(model):
         distortion_curves(model, torch.randn(10))
 
 
+def test_error_floor_must_be_a_non_negative_integer(model, calib):
+    with pytest.raises(CompressionError, match="min_kept_per_output=-1"):
+        prune(model, sparsity=0.5, calib=calib, min_kept_per_output=-1)
+
+
 def test_error_unknown_method_lists_valid_ones(model, calib):
     with pytest.raises(CompressionError, match=r"'magic'.*\['dp', 'lamp', 'global', 'uniform', 'erk'\]"):
         prune(model, sparsity=0.5, method="magic", calib=calib)
@@ -290,11 +295,53 @@ def test_guard_in_prune_is_relative_to_the_dead_distortion(model, calib):
     ratios = {}
     for guard in (None, 1.0, 0.8):
         res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
-                    max_layer_distortion=guard)  # fmt: skip
+                    max_layer_distortion=guard, min_kept_per_output=0)  # fmt: skip
         ratios[guard] = res.allocation["blocks.1.conv2"]
         assert abs(res.sparsity - 0.6) < 0.01
     assert ratios[None] == ratios[1.0] == 1.0  # 0.85 dead is under a 1.0 guard
     assert ratios[0.8] < 1.0
+
+
+def test_no_layer_is_emptied_by_default(model, calib):
+    # the same curves: the unguarded DP masks blocks.1.conv2 outright; the default floor keeps
+    # at least one weight per output channel there, and the target is still met
+    dead = dead_distortion(model, calib)
+    grid = np.linspace(0, 1, 11)
+    curves = {n: 0.5 * dead * grid for n in prunable_layers(model)}
+    curves["blocks.1.conv2"] = np.r_[dead * grid[:9], 0.84 * dead, 0.85 * dead]
+    for floor in (1, 3):
+        res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
+                    max_layer_distortion=None, min_kept_per_output=floor)  # fmt: skip
+        layers = prunable_layers(res.model)
+        for name, layer in layers.items():
+            kept = int(torch.count_nonzero(layer.weight))
+            assert kept >= min(floor * layer.weight.shape[0], layer.weight.numel()), name
+        assert abs(res.sparsity - 0.6) < 0.01
+
+
+def test_floor_is_dropped_only_when_the_target_needs_it():
+    curves = {"a": np.array([0.0, 0.4, 0.6]), "b": np.array([0.0, 0.3, 2.0])}
+    sizes = {"a": 100, "b": 100}
+    floored = dp_counts(curves, sizes, 100, buckets=100, refine=False, min_kept={"a": 10, "b": 10})
+    assert floored == {"a": 50, "b": 50}  # emptying a (0.6) is excluded
+    # 10 weights in all cannot keep 10 in each layer: the floor is lifted rather than failing
+    assert dp_counts(curves, sizes, 10, buckets=10, refine=False, min_kept={"a": 10, "b": 10}) == {
+        "a": 0, "b": 0}
+
+
+def test_later_rounds_curve_the_remaining_weights_against_the_dense_logits(model, calib):
+    res = prune(model, sparsity=0.5, method="lamp", calib=calib)
+    pruned = res.model
+    with torch.no_grad():
+        dense_ref = model(calib)
+    curves = distortion_curves(pruned, calib, grid_step=0.25, reference=dense_ref)
+    for name, layer in prunable_layers(make_permanent(pruned)).items():
+        c = curves[name]
+        assert len(c) == 5 and c[0] == 0.0  # the distortion pruned already is subtracted
+        if int(torch.count_nonzero(layer.weight)) > 4:
+            assert c[1] != 0.0  # 25% of what is left, not 25% of the (half zero) layer
+    with pytest.raises(CompressionError, match="reference logits of shape"):
+        distortion_curves(pruned, calib, reference=dense_ref[:3])
 
 
 def test_additivity_on_request_for_any_method(model, calib):

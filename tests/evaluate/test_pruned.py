@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load
 
+from hardware import PROFILES_DIR
 from nas.compress.prune import METHODS
 from nas.compress.pruning.layers import prunable_layers
 from nas.errors import CompressionError
@@ -86,13 +89,33 @@ def test_pruned_weights_stay_zero_through_finetuning(digits, small_cnn):
     assert all(not hasattr(m, "weight_mask") for m in model.modules())
 
 
-def test_structured_records_latency_after_pruning():
+def _profile() -> Path:
+    profiles = sorted(Path(PROFILES_DIR).glob("cpu-*.json"))
+    if not profiles:
+        pytest.skip("no committed CPU device profile in hardware/profiles")
+    return profiles[0]
+
+
+@pytest.mark.parametrize("latency", ["predicted", "measured"])
+def test_structured_records_latency_after_pruning(latency):
     space = vgg.space(input_shape=(1, 8, 8), widths=((32,), (64,)), depths=(1,))
     arch = space.sample(0)
-    ev = PruneEvaluator(_base(epochs=1, latency_batch=64), sparsity=0.5, method="dp", structured=True)
+    profile = _profile() if latency == "predicted" else None
+    ev = PruneEvaluator(_base(epochs=1, latency_batch=64), sparsity=0.5, method="dp", structured=True,
+                        latency=latency, profile=profile)
+    assert ev.describe()["latency"] == latency
     r = ev.evaluate(lambda: space.build(arch), arch, seed=0)
     m = r.metrics
+    # measured always, whichever model set the DP's costs
     assert m["latency_ms"] > 0 and m["latency_ms_dense"] > 0
+    assert m["latency_ratio"] == pytest.approx(m["latency_ms"] / m["latency_ms_dense"])
+    if latency == "predicted":
+        assert r.extra["prune_latency_cost"] == "predictor"
+        assert 0 < m["latency_ms_predicted"] < m["latency_ms_dense_predicted"]
+        assert m["latency_ms_predicted"] <= r.extra["latency_budget_ms"] + 1e-6
+    else:
+        assert r.extra["prune_latency_cost"] == "measured table"
+        assert "latency_ms_predicted" not in m
     assert set(r.extra["prune_allocation"]) == set(r.extra["prune_channels"])
     assert all(0.0 < f <= 1.0 for f in r.extra["prune_allocation"].values())
     assert r.extra["prune_method"] == "channels-dp" and 0.0 <= m["sparsity"] < 1.0
@@ -106,6 +129,9 @@ def test_structured_records_latency_after_pruning():
     ({"sparsity": 0.5, "method": "magic"}, "'magic' is unknown"),
     ({"sparsity": 0.5, "method": "lamp", "structured": True}, "valid methods: \\['dp', 'uniform'\\]"),
     ({"sparsity": 0.5, "finetune_epochs": -1}, "finetune_epochs=-1"),
+    ({"sparsity": 0.5, "latency": "guessed"}, "latency='guessed' is unknown"),
+    ({"sparsity": 0.5, "structured": True, "latency": "predicted", "profile": "/nonexistent.json"},
+     "needs a device profile, and there is none at /nonexistent.json"),
 ])
 def test_bad_settings_fail_before_training(kw, match):
     ev = PruneEvaluator(_base(), **kw)

@@ -99,12 +99,15 @@ def dp_counts(
     max_kept: dict[str, int] | None = None,
     refine: bool = True,
     limit: float | None = None,
+    min_kept: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Return kept weights per layer minimising summed distortion with sum(kept) <= target.
 
     ``limit`` excludes every per-layer choice whose own distortion exceeds it (see ``prune``'s
     ``max_layer_distortion``); if the target cannot be met under it, it is doubled (up to six
-    times) before the guard is dropped.
+    times) before the guard is dropped. ``min_kept`` excludes choices that keep fewer weights
+    than that in a layer (see ``prune``'s ``min_kept_per_output``); it is dropped only if no
+    allocation meets the target with it.
     """
     names = list(sizes)
     missing = [n for n in names if n not in curves]
@@ -113,6 +116,12 @@ def dp_counts(
     cap = max_kept or sizes
     kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
     dists = [np.asarray(curves[n], dtype=np.float64) for n in names]
+    if min_kept is not None:
+        floored = [np.where(k < min(min_kept[n], cap[n]), np.inf, d)
+                   for n, k, d in zip(names, kept_grid, dists, strict=True)]  # fmt: skip
+        least = sum(float(np.min(k[np.isfinite(d)])) for k, d in zip(kept_grid, floored, strict=True))
+        if least <= target_kept:
+            dists = floored
     picks = None
     for _ in range(6 if limit is not None else 0):
         guarded = [np.where(d > limit, np.inf, d) for d in dists]

@@ -56,18 +56,30 @@ def distortion_curves(
     distortion: str = "mean",
     max_batch: int = 256,
     progress: bool = False,
+    reference: torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
     """Return, per prunable layer, the logit distortion of pruning it alone at each grid ratio.
 
-    ``max_batch`` bounds the samples one batched tail pass runs (variants x calibration batch);
-    ``progress`` shows a rich progress bar over the layers (the step that dominates the cost).
+    The ratios are fractions of the weights the layer still has (zeros are pruned first): on a
+    dense model, of all its weights; on a partly pruned one, the grid spans what is left, so
+    its resolution does not shrink round after round. ``reference`` (the dense model's logits
+    on ``calib``) measures distortion against it instead of against ``model``'s own output,
+    minus the distortion ``model`` already has, so each curve starts at 0 and adds up over
+    layers around the current, not the dense, model. ``max_batch`` bounds the samples one
+    batched tail pass runs (variants x calibration batch); ``progress`` shows a progress bar.
     """
     check_distortion(distortion)
     ratios = ratio_grid(grid_step)
     work = _frozen(model)
     layers = prunable_layers(work)
-    check_calib(work, calib)
-    runner = TailRunner(work, calib, max_batch=max_batch)
+    out = check_calib(work, calib)
+    offset = 0.0
+    if reference is not None:
+        if tuple(reference.shape) != tuple(out.shape):
+            raise CompressionError(f"reference logits of shape {tuple(reference.shape)} do not "
+                                   f"match the model's {tuple(out.shape)} on this calibration batch")
+        offset = float(reduce_distortion(per_sample_distortion(out, reference), distortion)[0])
+    runner = TailRunner(work, calib, max_batch=max_batch, reference=reference)
     curves = {}
     items = list(layers.items())
     if progress:
@@ -76,13 +88,13 @@ def distortion_curves(
         w = module.weight.detach()
         mags = w.abs().flatten()
         order = torch.argsort(mags, stable=True)
-        counts = np.rint(ratios * w.numel()).astype(np.int64)
-        # pruning only zeros changes nothing: distortion 0 without running anything
         n_zero = int((mags == 0).sum())
+        counts = n_zero + np.rint(ratios * (w.numel() - n_zero)).astype(np.int64)
+        # pruning only zeros changes nothing: distortion 0 without running anything
         todo = sorted({int(c) for c in counts if c > n_zero})
         variants = [masked_variant(w, order, c) for c in todo]
         values = runner.distortions(name, variants, distortion).cpu().numpy().astype(np.float64)
-        by_count = dict(zip(todo, values, strict=True))
+        by_count = dict(zip(todo, values - offset, strict=True))
         curves[name] = np.array([by_count.get(int(c), 0.0) for c in counts])
     return curves
 

@@ -295,7 +295,8 @@ def prune_channels(
     if method == "dp":
         curves, choices = _group_curves(work, groups, order, grid_step, min_channels, calib, distortion)
     curve_time = time.perf_counter() - start
-    start, budget, measured = time.perf_counter(), latency_budget_ms - base_ms, None
+    start, budget, measured, last, step = time.perf_counter(), latency_budget_ms - base_ms, None, None, 0.0
+    floor = sum(float(latency_fn(g.name, min(min_channels, g.channels))) for g in groups)
     for _ in range(calibrate_rounds):
         if method == "dp":
             kept = _dp_keep(curves, choices, latency_fn, budget, buckets)
@@ -307,10 +308,11 @@ def prune_channels(
         shrink(candidate, groups, {n: order[n][: kept[n]] for n in kept})
         measured = float(measure(candidate.eval()))
         over = measured - latency_budget_ms
-        floor = sum(float(latency_fn(g.name, min(min_channels, g.channels))) for g in groups)
-        if over <= 0 or budget - over < floor:
+        if over <= 0 or budget <= floor:
             break
-        budget -= over
+        # lower the budget by the overshoot; twice the last cut when the allocation did not move
+        step = 2.0 * step if kept == last else over
+        budget, last = max(floor, budget - step), kept
     solve = time.perf_counter() - start
     return _finish(work, groups, order, kept, finetune, latency_fn, base_ms, method, curves,
                    curve_time, solve, measured)  # fmt: skip

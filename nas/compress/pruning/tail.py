@@ -50,12 +50,15 @@ class _Plan:
 class TailRunner:
     """Evaluates weight variants of one layer at a time on a fixed calibration batch."""
 
-    def __init__(self, model: nn.Module, calib: torch.Tensor, max_batch: int = 256):
+    def __init__(self, model: nn.Module, calib: torch.Tensor, max_batch: int = 256,
+                 reference: torch.Tensor | None = None):
         self.model = model
         self.calib = calib
         self.max_batch = max_batch
         with torch.no_grad():
-            self.ref = model(calib)
+            # distortion is measured against ``reference`` (e.g. the dense model's logits while
+            # a partly pruned model is pruned further), by default against the model's own
+            self.ref = model(calib) if reference is None else reference
         self.graph = self._trace(model)
         self._plan: _Plan | None = None
 
