@@ -66,7 +66,8 @@ def search_command(
         help="prune every trained candidate to this sparsity and record pruned_accuracy, sparsity")] = None,
     prune_method: Annotated[str, typer.Option(help="dp | lamp | global | uniform | erk")] = "dp",
     prune_structured: Annotated[bool, typer.Option(
-        "--prune-structured", help="channel pruning: --prune is the share of latency to remove")] = False,
+        "--prune-structured", help="channel pruning: --prune is the share of latency to remove; the "
+        "DP's costs come from --profile (this device's by default) if it exists, else are measured")] = False,
     quantization: Annotated[str, typer.Option(
         help="none | per-layer | global: search a precision per layer (int8 on CPU, fp16/bf16 on GPU) "
              "with the architecture, quantized after training (SimQ-NAS)")] = "none",
@@ -97,7 +98,7 @@ def search_command(
         from nas.evaluate.pruned import PruneEvaluator
 
         evaluator = PruneEvaluator(evaluator, sparsity=prune, method=prune_method,
-                                   structured=prune_structured)
+                                   structured=prune_structured, profile=profile)
     estimate = None
     if predicted_latency:
         model = LatencyModel(sp, profile or profile_path(device), latency_batch)
