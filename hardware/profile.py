@@ -27,7 +27,8 @@ class DeviceProfile:
 
     identity: DeviceIdentity
     measurements: list[dict[str, Any]] = field(default_factory=list)
-    # Whole models: {"name", "batch_size", "median_ms", "iqr_ms", "kernels": [{"kind","config"}]}
+    # Whole models: {"name", "batch_size", "median_ms", "iqr_ms", "kernels": [{"kind","config"}]},
+    # and "quantized": true for an FX int8 model (int8 kernels carry config "precision": "int8")
     models: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -35,6 +36,13 @@ class DeviceProfile:
     def device_id(self) -> str:
         """Return the identity's device_id slug."""
         return self.identity.device_id
+
+    @property
+    def precisions(self) -> list[str]:
+        """Return the precisions measured: ["fp32"], or ["fp32", "int8"] with int8 kernels."""
+        int8 = any(r["kind"] in ("quantize", "dequantize")
+                   or (r.get("config") or {}).get("precision") == "int8" for r in self.measurements)
+        return ["fp32", "int8"] if int8 else ["fp32"]
 
     def to_json(self) -> dict[str, Any]:
         """Return the profile as a JSON-able dict."""

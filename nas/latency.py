@@ -4,7 +4,9 @@ A search with `latency_ms` in its objectives or constraints uses the profile of 
 (`hardware/profiles/<device-id>.json`, made by `nas profile`) to predict each candidate's latency
 without measuring it; constraints on latency then skip predicted-infeasible candidates before any
 training. The final Pareto front is always measured again and the store keeps both figures:
-`latency_ms_predicted` and `latency_ms_measured`.
+`latency_ms_predicted` and `latency_ms_measured`. In a space with a quantization policy each
+architecture is predicted as it runs quantized (int8 kernels and fp32<->int8 transitions; the
+profile needs `nas profile --int8`) and its front is re-measured quantized.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ class LatencyModel:
             from predictors import LatencyPredictor
 
             self._predictor = LatencyPredictor.load(self.profile)
-        return float(self._predictor.predict(model, self.space.input_shape, self.batch_size, key=arch.id))
+        # A quantized space's architecture runs per its policy: int8 kernels and transitions.
+        policy = self.space.quant_policy(arch) if self.space.quantization else None
+        return float(self._predictor.predict(model, self.space.input_shape, self.batch_size,
+                                             key=arch.id, policy=policy))
 
 
 class PredictedLatency:
@@ -99,12 +104,42 @@ def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: 
     updated = []
     for t in front:
         model = space.build(t.architecture)
-        weights = store.get_weights(study.space_fingerprint, t.arch_id, "trained")
+        # a quantized trial's fp32 weights are kept by its structure (every policy shares them)
+        arch_id = str(t.extra.get("structure_id", t.arch_id)) if space.quantization else t.arch_id
+        weights = store.get_weights(study.space_fingerprint, arch_id, "trained")
         if weights is not None:
             load_weights(model, weights)
+        if space.quantization:
+            model = _as_quantized(model, space, Architecture(t.architecture))
+            device = "cpu" if model is not None and _is_int8(model) else device
         ms = measure_latency(model, space.input_shape, batch_size=batch_size, device=device)
         updated.append(store.add_metrics(t.id, {"latency_ms_measured": ms}))
     return updated
+
+
+def _as_quantized(model: Any, space: Space, arch: Architecture) -> Any:
+    """The model as the quantized evaluator runs it: its policy applied (on int8 kernels).
+
+    Calibration is on random inputs: kernel shapes and speed do not depend on the ranges.
+    """
+    import torch
+
+    from nas.compress.quantize import apply_policy, default_backend
+
+    x = torch.randn((16, *space.input_shape), generator=torch.Generator().manual_seed(0))
+    policy = dict(space.quant_policy(arch))
+    if not policy:
+        return model
+    from nas.compress.quantize import quantizable_layers
+
+    full = {name: policy.get(name, "fp32") for name in quantizable_layers(model)}
+    return apply_policy(model.eval(), full, example_input=x[:1], calib=x, backend=default_backend())
+
+
+def _is_int8(model: Any) -> bool:
+    from predictors.quant_kernels import is_quantized_model
+
+    return is_quantized_model(model)
 
 
 def uses_latency(objectives: Sequence[Objective], constraints: Sequence[Constraint]) -> bool:

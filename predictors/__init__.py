@@ -7,11 +7,17 @@ from predictors.kernel_ops import build_kernel, kernel_cost, kernel_features
 from predictors.kernels import Kernel, extract_kernels
 from predictors.latency import LatencyPredictor
 from predictors.metrics import flops_baseline, latency_report, noise_ceiling
-from predictors.profiler import measure_models, profile_device, profile_kernels
+from predictors.profiler import (
+    extend_int8,
+    measure_models,
+    profile_device,
+    profile_int8,
+    profile_kernels,
+)
 
 __all__ = [
     "Kernel", "LatencyPredictor", "build_kernel", "extract_kernels", "flops_baseline",
     "kernel_cost", "kernel_features", "latency_report", "measure_models", "noise_ceiling",
-    "profile_device", "profile_kernels",
+    "profile_device", "profile_kernels", "extend_int8", "profile_int8",
 ]
 from predictors.accuracy import REGRESSORS, AccuracyPredictor  # noqa: E402, F401 - accuracy predictors

@@ -23,7 +23,7 @@ _ACT_MODULES: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "mish": nn.Mish,
 }
 BUILDABLE = {"conv", "linear", "act", "norm", "pool", "view", "eltwise", "cat", "matmul",
-             "softmax", "sdpa", "mha", "reduce", "call"}
+             "softmax", "sdpa", "mha", "reduce", "call", "quantize", "dequantize"}
 
 
 class _Chain(nn.Module):
@@ -174,17 +174,36 @@ def _functional(kind: str, c: dict, b: int, g: torch.Generator) -> tuple[nn.Modu
     raise KeyError(kind)
 
 
-def build_kernel(kernel: Kernel, batch_size: int, seed: int = 0) -> tuple[nn.Module, tuple]:
-    """Return (module, inputs) that run `kernel` standalone at `batch_size` (eval mode)."""
-    g = torch.Generator().manual_seed(seed)
+def build_float_kernel(kernel: Kernel, batch_size: int,
+                       g: torch.Generator) -> tuple[nn.Module, tuple]:
+    """Return (module, inputs) of an fp32 `kernel` at `batch_size`, inputs drawn from `g`."""
     builders = {"conv": _conv, "linear": _linear, "norm": _norm, "pool": _pool,
                 "view": _view, "eltwise": _eltwise}
+    if kernel.kind in builders:
+        return builders[kernel.kind](kernel.config, batch_size, g)
+    return _functional(kernel.kind, kernel.config, batch_size, g)
+
+
+def build_kernel(kernel: Kernel, batch_size: int, seed: int = 0) -> tuple[nn.Module, tuple]:
+    """Return (module, inputs) that run `kernel` standalone at `batch_size` (eval mode).
+
+    int8 kernels are quantized modules (or functions) on quantized inputs, as FX runs them;
+    ``quantize`` / ``dequantize`` convert a tensor of the kernel's shape.
+    """
+    from predictors.quant_kernels import build_int8_kernel, channels_last, is_int8
+
+    g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # weights are seeded too, though timings do not depend on them
-        if kernel.kind in builders:
-            mod, xs = builders[kernel.kind](kernel.config, batch_size, g)
+        if is_int8(kernel):
+            mod, xs = build_int8_kernel(kernel, batch_size, g)
+        elif kernel.config.get("nhwc"):
+            plain = {k: v for k, v in kernel.config.items() if k != "nhwc"}
+            mod, xs = build_float_kernel(Kernel(kernel.kind, plain), batch_size, g)
         else:
-            mod, xs = _functional(kernel.kind, kernel.config, batch_size, g)
+            mod, xs = build_float_kernel(kernel, batch_size, g)
+    if kernel.config.get("nhwc"):
+        xs = channels_last(xs)
     return mod.eval(), xs
 
 

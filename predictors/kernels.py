@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,11 @@ class Kernel:
 
     kind: str
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> str:
+        """Return the precision the kernel runs at: "fp32" or "int8" (config["precision"])."""
+        return str(self.config.get("precision", "fp32"))
 
     def key(self) -> str:
         """Return a canonical JSON string identifying this kernel configuration."""
@@ -323,13 +329,26 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 
 def extract_kernels(model: nn.Module, input_shape: tuple[int, ...],
-                    dtype: torch.dtype = torch.float32) -> list[Kernel]:
-    """Return the kernels one forward pass of `model` runs at batch 1, fused as they execute."""
+                    dtype: torch.dtype = torch.float32, *,
+                    policy: Mapping[str, str] | None = None) -> list[Kernel]:
+    """Return the kernels one forward pass of `model` runs at batch 1, fused as they execute.
+
+    With a `policy` ({layer name: "fp32" | "int8"}, layers left out stay fp32) the model is
+    decomposed as it runs quantized: int8 kernels carry config["precision"] = "int8" and the
+    fp32<->int8 transitions are "quantize" / "dequantize" kernels. An FX-converted int8 model
+    is decomposed as it is.
+    """
+    from predictors import quant_kernels as qk
+
     if not isinstance(model, nn.Module):
         raise HardwareError(f"extract_kernels needs a torch.nn.Module, got {type(model).__name__}")
     if not input_shape or any(int(d) < 1 for d in input_shape):
         raise HardwareError(f"input_shape={tuple(input_shape)} is invalid; give positive dims "
                             "without the batch dimension, e.g. (3, 32, 32)")
+    if not qk.policy_is_float(policy):
+        return qk.extract_policy_kernels(model, tuple(map(int, input_shape)), dict(policy or {}))
+    if qk.is_quantized_model(model):
+        return qk.extract_converted_kernels(model, tuple(map(int, input_shape)))
     shape = (1, *map(int, input_shape))
     # On the meta device only shapes are computed: a fresh model's first real forward pass
     # spends seconds creating oneDNN kernels for each new shape. A copy keeps the caller's

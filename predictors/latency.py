@@ -9,6 +9,12 @@ tiny kernels at batch 1). Each standalone timing already holds its kernel's disp
 and module-call overhead is its own kernel ("call"). The optional per-batch correction is a
 robust ratio fitted on whole-model measurements (what the standalone sum misses: cache misses
 between kernels, allocator work).
+
+Quantized models (a per-layer int8 policy, FX) are decomposed by `extract_kernels(...,
+policy=...)`: int8 kernels, fp32 kernels on channels-last tensors and the fp32<->int8
+transitions (`quantize` / `dequantize`) each get a regressor of their own ("conv@int8",
+"conv@int8@nhwc", "quantize", ...), a fallback of their own and a correction ratio of their own
+(from int8 whole models), so a profile's int8 rows leave the float predictions unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import hashlib
 import math
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,7 @@ from hardware.profile import DeviceProfile
 from nas.errors import HardwareError
 from predictors.kernel_ops import kernel_features
 from predictors.kernels import Kernel, extract_kernels
+from predictors.quant_kernels import TRANSITIONS, policy_is_float
 
 _MIN_ROWS_TREES = 12
 
@@ -61,6 +68,31 @@ class _KindModel:
 
 def _as_kernel(row: dict[str, Any]) -> Kernel:
     return Kernel(row["kind"], dict(row["config"]))
+
+
+def regressor_group(kernel: Kernel) -> str:
+    """Return the regressor a kernel is predicted by: its kind, "@int8" / "@nhwc" when so."""
+    group = kernel.kind
+    if kernel.precision != "fp32":
+        group += "@" + kernel.precision
+    if kernel.config.get("nhwc"):
+        group += "@nhwc"
+    return group
+
+
+def _is_float_group(group: str) -> bool:
+    # What the float predictor has always learned; int8, channels-last and transition kernels
+    # appear only in quantized models and get regressors (and a fallback) of their own.
+    return "@" not in group and group not in TRANSITIONS
+
+
+NO_INT8 = ("the device profile has no int8 measurements, so a quantized model's latency cannot "
+           "be predicted; run `nas profile --int8` on this machine (or `nas profile --int8 "
+           "--extend` to add them to the existing profile)")
+
+
+def _policy_key(policy: Mapping[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((policy or {}).items()))
 
 
 def _structure_key(kernels: list[Kernel]) -> str:
@@ -98,28 +130,35 @@ class LatencyPredictor:
                                 "profile the device first (predictors.profile_device)")
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            by_kind[r["kind"]].append(r)
+            by_kind[regressor_group(_as_kernel(r))].append(r)
         self.models_: dict[str, _KindModel] = {}
         for kind, krows in by_kind.items():
             x = np.stack([kernel_features(_as_kernel(r), r["batch_size"]) for r in krows])
             y = np.log([r["median_ms"] for r in krows])
             self.models_[kind] = _KindModel(self.n_estimators, self.seed).fit(x, y)
-        self._fit_fallback(rows)
+        float_rows = [r for r in rows if _is_float_group(regressor_group(_as_kernel(r)))]
+        quant_rows = [r for r in rows if not _is_float_group(regressor_group(_as_kernel(r)))]
+        self.fallback_ = self._fit_fallback(float_rows or rows)
+        self.has_int8_ = bool(quant_rows)
+        self.fallback_int8_ = self._fit_fallback(quant_rows) if quant_rows else self.fallback_
         self.table_ = {(_as_kernel(r).key(), int(r["batch_size"])): float(r["median_ms"])
                        for r in rows}
         self._reset_caches()
         self.ratio_: dict[int, float] = {}
+        self.ratio_int8_: dict[int, float] = {}
         if self.correction and models:
-            self._fit_correction(models)
+            self.ratio_ = self._fit_correction([m for m in models if not m.get("quantized")])
+            self.ratio_int8_ = self._fit_correction([m for m in models if m.get("quantized")])
+            self._reset_caches()
         return self
 
-    def _fit_fallback(self, rows: list[dict[str, Any]]) -> None:
+    def _fit_fallback(self, rows: list[dict[str, Any]]) -> _KindModel:
         # Kinds never profiled ("other") are predicted from size alone, across all kinds.
         x = np.stack([kernel_features(_as_kernel(r), r["batch_size"])[:3] for r in rows])
         y = np.log([r["median_ms"] for r in rows])
-        self.fallback_ = _KindModel(self.n_estimators, self.seed).fit(x, y)
+        return _KindModel(self.n_estimators, self.seed).fit(x, y)
 
-    def _fit_correction(self, models: list[dict[str, Any]]) -> None:
+    def _fit_correction(self, models: list[dict[str, Any]]) -> dict[int, float]:
         ratios: dict[int, list[float]] = defaultdict(list)
         for m in models:
             if m.get("kernel_sum_ms"):
@@ -131,8 +170,7 @@ class LatencyPredictor:
             if base > 0 and m["median_ms"] > 0:
                 ratios[int(m["batch_size"])].append(m["median_ms"] / base)
         # A robust ratio, bounded: a wild value means the profile is broken, not the model.
-        self.ratio_ = {b: float(np.clip(np.median(r), 0.5, 2.0)) for b, r in ratios.items()}
-        self._reset_caches()
+        return {b: float(np.clip(np.median(r), 0.5, 2.0)) for b, r in ratios.items()}
 
     def _reset_caches(self) -> None:
         self._kernel_cache: dict[tuple[str, int], float] = {}
@@ -161,39 +199,53 @@ class LatencyPredictor:
             if self.lookup and key in self.table_:
                 self._kernel_cache[key] = self.table_[key]
             else:
-                todo[k.kind][key] = k
+                todo[regressor_group(k)][key] = k
         # sklearn's per-call overhead dwarfs one row's work: predict a kind's rows together
         for kind, group in todo.items():
             feats = np.stack([kernel_features(k, batch_size) for k in group.values()])
             model = self.models_.get(kind)
-            logs = (self.fallback_.predict(feats[:, :3]) if model is None
+            if model is None and not _is_float_group(kind) and not self.has_int8_:
+                raise HardwareError(NO_INT8)
+            fallback = self.fallback_ if _is_float_group(kind) else self.fallback_int8_
+            logs = (fallback.predict(feats[:, :3]) if model is None
                     else model.predict(feats))
             for key, value in zip(group, logs, strict=True):
                 self._kernel_cache[key] = float(math.exp(value))
         return keys
 
-    def _ratio(self, batch_size: int) -> float:
-        if not self.ratio_:
+    def _ratio(self, batch_size: int, quantized: bool = False) -> float:
+        ratios = self.ratio_int8_ if quantized and self.ratio_int8_ else self.ratio_
+        if not ratios:
             return 1.0
-        if batch_size in self.ratio_:
-            return self.ratio_[batch_size]
-        nearest = min(self.ratio_, key=lambda b: abs(math.log(b) - math.log(batch_size)))
-        return self.ratio_[nearest]
+        if batch_size in ratios:
+            return ratios[batch_size]
+        nearest = min(ratios, key=lambda b: abs(math.log(b) - math.log(batch_size)))
+        return ratios[nearest]
 
     def predict_kernels(self, kernels: list[Kernel], batch_size: int = 1,
                         corrected: bool = True) -> float:
         """Return the predicted latency in ms of a model made of `kernels` at `batch_size`."""
         keys = self._fill_cache(kernels, int(batch_size))
         total = sum(self._kernel_cache[key] for key in keys)
-        return total * (self._ratio(batch_size) if corrected else 1.0)
+        if not corrected:
+            return total
+        quantized = any(k.kind in TRANSITIONS for k in kernels)  # an FX-converted model
+        return total * self._ratio(batch_size, quantized)
 
     def predict(self, model: nn.Module, input_shape: tuple[int, ...] | None = None,
-                batch_size: int = 1, *, key: str | None = None) -> float:
+                batch_size: int = 1, *, key: str | None = None,
+                policy: Mapping[str, str] | None = None) -> float:
         """Return the predicted latency in ms of `model` at `batch_size` (cached per structure).
 
         `key` (e.g. an Architecture id) skips tracing when that structure was seen before.
+        `policy` ({layer: "fp32" | "int8"}) predicts the model as it runs quantized (FX, int8
+        kernels and the fp32<->int8 transitions); the key must then name the policy too (an
+        Architecture id of a quantized space does). An all-fp32 policy is the float model.
         """
         self._check_fitted()
+        quantized = not policy_is_float(policy)
+        if quantized and not self.has_int8_:
+            raise HardwareError(NO_INT8)
         if batch_size < 1:
             raise HardwareError(f"batch_size={batch_size} is invalid; it must be at least 1")
         shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
@@ -202,12 +254,13 @@ class LatencyPredictor:
                                 f"{type(model).__name__} that has no .input_shape attribute")
         shape = tuple(int(d) for d in shape)
         seen = self._object_keys.get(model, {})
-        skey = f"{key}{shape}" if key is not None else seen.get(shape)
+        which = (shape, _policy_key(policy) if quantized else "")
+        skey = f"{key}{shape}" if key is not None else seen.get(which)
         if skey is not None and (skey, batch_size) in self._model_cache:
             return self._model_cache[(skey, batch_size)]
-        kernels = extract_kernels(model, shape)
+        kernels = extract_kernels(model, shape, policy=policy if quantized else None)
         skey = skey if skey is not None else _structure_key(kernels) + str(shape)
-        self._object_keys[model] = {**seen, shape: skey}
+        self._object_keys[model] = {**seen, which: skey}
         ms = self.predict_kernels(kernels, batch_size)
         self._model_cache[(skey, batch_size)] = ms
         return ms

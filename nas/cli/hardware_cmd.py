@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from hardware.profile import DeviceProfile
 from nas.cli.common import DB_HELP, console
 from nas.errors import NasError
 from nas.latency import LatencyModel, profile_path
@@ -20,7 +21,10 @@ from nas.store import Store
 def register(app: typer.Typer) -> None:
     app.command("profile", help="Profile this device's kernels for the latency predictor.\n\n"
                                 "Example: nas profile --space search_spaces.convnet:space --batch 1 "
-                                "--batch 32 --time-budget 5")(profile)
+                                "--batch 32 --time-budget 5\n\n"
+                                "int8 kernels too (for --quantization searches): nas profile --int8; "
+                                "added to this device's existing profile: nas profile --int8 --extend"
+                )(profile)
     app.command("latency", help="Predict (and with --measure, measure) one architecture's latency.\n\n"
                                 "Example: nas latency search_spaces.convnet:space --arch '{...}' --measure"
                 )(latency)
@@ -37,9 +41,15 @@ def profile(
                    ] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP + " to keep the raw measurements in")] = "nas.db",
     seed: Annotated[int, typer.Option(help="seed of the architecture samples")] = 0,
+    int8: Annotated[bool, typer.Option("--int8", help="also profile int8 kernels and fp32<->int8 "
+                                       "transitions (random per-layer policies of the samples)")] = False,
+    extend: Annotated[bool, typer.Option("--extend", help="with --int8: keep the existing profile's "
+                                         "float measurements and add int8 ones (the whole budget)")] = False,
 ) -> None:
-    from predictors import profile_device
+    from predictors import extend_int8, profile_device
 
+    if extend and not int8:
+        raise NasError("--extend adds int8 measurements to a profile; give it with --int8")
     models = []
     for ref in space:
         sp = load_space(ref)
@@ -47,11 +57,20 @@ def profile(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task(f"profiling {device} for {time_budget:g} min", total=None)
-        prof = profile_device(models, device=device, batch_sizes=tuple(batch), time_budget_s=time_budget * 60,
-                              seed=seed, progress=lambda done, total, msg: bar.update(task, description=msg))
-    path = prof.save(out)
+        report = lambda done, total, msg: bar.update(task, description=msg)  # noqa: E731
+        if extend:
+            prof = extend_int8(DeviceProfile.load(out or profile_path(device)), models,
+                               time_budget_s=time_budget * 60, progress=report, seed=seed)
+        else:
+            prof = profile_device(models, device=device, batch_sizes=tuple(batch),
+                                  time_budget_s=time_budget * 60, seed=seed, progress=report,
+                                  precisions=("fp32", "int8") if int8 else ("fp32",))
+    path = prof.save(out or (profile_path(device) if extend else None))
     # the store keeps the full device identity with every raw measurement
     rows = [{**r, "device": prof.identity.to_json()} for r in prof.measurements]
+    if extend:  # only the new rows go to the store; the float ones are there already
+        rows = [r for r in rows if r["config"].get("precision") == "int8" or r["config"].get("nhwc")
+                or r["kind"] in ("quantize", "dequantize")]
     stored = Store.open(db).add_measurements(rows) if db else 0
     console.print(f"{len(prof.measurements)} kernel and {len(prof.models)} whole-model measurements of "
                   f"{prof.device_id}\nprofile: {path}")

@@ -1,0 +1,152 @@
+"""Predicted vs measured latency of (architecture, per-layer int8 policy) pairs on this CPU.
+
+Pairs come from the Fashion-MNIST VGG space with `S.per_layer(["fp32", "int8"])`: random
+architectures, each with a random policy (every 8th all-fp32, every 8th all-int8, the rest
+mixed with a random share of int8 layers). Each pair is quantized for real (FX, engine x86,
+random calibration: latency does not depend on the ranges) and timed at batch 1 and 32 in two
+independent interleaved passes (`compare_interleaved`, thread CPU time); the truth is the median
+of both passes' samples and their agreement is the noise ceiling. Beside the int8-aware
+predictor: the float predictor of the same profile, which ignores the policy (the baseline).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/int8_latency.py            # ~4 min here
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from hardware import compare_interleaved
+from hardware.profile import DeviceProfile
+from nas import space as S
+from nas.compress.quant_backends import quiet_ao
+from nas.compress.quantize import apply_policy, quantizable_layers
+from nas.latency import profile_path
+from predictors import LatencyPredictor, latency_report, noise_ceiling
+from predictors.kernels import extract_kernels
+
+COLUMNS = ("spearman", "within_10", "within_15", "mape", "bias")
+
+
+def _policy(layers: list[str], i: int, rng: random.Random) -> dict[str, str]:
+    if i % 8 == 0:
+        return {n: "fp32" for n in layers}
+    if i % 8 == 1:
+        return {n: "int8" for n in layers}
+    share = rng.uniform(0.2, 0.8)
+    return {n: "int8" if rng.random() < share else "fp32" for n in layers}
+
+
+def _pairs(n: int, seed: int) -> list[dict[str, Any]]:
+    import search_spaces.vgg as vgg
+
+    base = vgg.space()
+    space = S.Space(base.root, base.input_shape, quantization=S.per_layer(["fp32", "int8"]))
+    rng = random.Random(seed)
+    calib = torch.randn((16, *space.input_shape), generator=torch.Generator().manual_seed(seed))
+    out = []
+    for i in range(n):
+        arch = space.sample(seed * 100_003 + 1000 + i)
+        model = space.build(arch).eval()
+        policy = _policy(quantizable_layers(model), i, rng)
+        with quiet_ao():
+            qmodel = apply_policy(model, policy, example_input=calib[:1], calib=calib)
+        share = sum(v == "int8" for v in policy.values()) / len(policy)
+        group = "all-fp32" if share == 0 else "all-int8" if share == 1 else "mixed"
+        out.append({"name": f"p{i}", "arch": arch, "model": model, "qmodel": qmodel,
+                    "policy": policy, "group": group, "shape": tuple(space.input_shape)})
+    return out
+
+
+def _truth(pairs: list[dict[str, Any]], batch: int, repeats: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    models = {p["name"]: p["qmodel"] for p in pairs}
+    kw = {"batch_size": batch, "threads": 1, "repeats": repeats, "warmup": 1}
+    a = compare_interleaved(models, pairs[0]["shape"], **kw)
+    b = compare_interleaved(models, pairs[0]["shape"], **kw)
+    names = list(models)
+    both = np.array([statistics.median(a[n].samples_ms + b[n].samples_ms) for n in names])
+    return (both, np.array([a[n].median_ms for n in names]),
+            np.array([b[n].median_ms for n in names]))
+
+
+def _decomposition_cost(pairs: list[dict[str, Any]], predictor: LatencyPredictor
+                        ) -> dict[str, float]:
+    """Milliseconds per architecture: float trace, quantize+trace, a cached prediction."""
+    t0 = time.perf_counter()
+    for p in pairs:
+        extract_kernels(p["model"], p["shape"])
+    t1 = time.perf_counter()
+    mixed = [p for p in pairs if p["group"] != "all-fp32"]
+    for p in mixed:
+        extract_kernels(p["model"], p["shape"], policy=p["policy"])
+    t2 = time.perf_counter()
+    for p in mixed:  # warm the cache, then time the cached path
+        predictor.predict(p["model"], p["shape"], 1, key=p["arch"].id, policy=p["policy"])
+    t3 = time.perf_counter()
+    for p in mixed:
+        predictor.predict(p["model"], p["shape"], 1, key=p["arch"].id, policy=p["policy"])
+    t4 = time.perf_counter()
+    return {"float_trace_ms": (t1 - t0) / len(pairs) * 1e3,
+            "int8_decompose_ms": (t2 - t1) / max(1, len(mixed)) * 1e3,
+            "first_prediction_ms": (t3 - t2) / max(1, len(mixed)) * 1e3,
+            "cached_prediction_ms": (t4 - t3) / max(1, len(mixed)) * 1e3}
+
+
+def _row(label: str, batch: int, rep: dict[str, float]) -> str:
+    cells = " | ".join(f"{rep[c]:+.3f}" if c == "bias" else f"{rep[c]:.3f}" for c in COLUMNS)
+    return f"| {label} | {batch} | {int(rep['n'])} | {cells} |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its tables; return the exit code."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=64)
+    ap.add_argument("--profile", default="", help="device profile JSON (default: this CPU's)")
+    ap.add_argument("--repeats", type=int, default=3, help="samples per model per pass")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    path = args.profile or str(profile_path("cpu", 1))
+    predictor = LatencyPredictor().fit(DeviceProfile.load(path))
+    start = time.monotonic()
+    pairs = _pairs(args.pairs, args.seed)
+    groups = ", ".join(f"{g} {sum(p['group'] == g for p in pairs)}"
+                       for g in ("all-fp32", "all-int8", "mixed"))
+    print(f"{len(pairs)} pairs ({groups}) quantized in {time.monotonic() - start:.0f} s; "
+          f"profile {path}")
+    print("\n| predictor | batch | n | Spearman ρ | within ±10% | within ±15% | MAPE | bias |")
+    print("|---|---|---|---|---|---|---|---|")
+    ceilings = []
+    for b in (1, 32):
+        truth, ma, mb = _truth(pairs, b, args.repeats)
+        int8 = [predictor.predict(p["model"], p["shape"], b, key=p["arch"].id,
+                                  policy=p["policy"]) for p in pairs]
+        flt = [predictor.predict(p["model"], p["shape"], b) for p in pairs]
+        print(_row("int8-aware", b, latency_report(int8, truth)))
+        print(_row("float (ignores the policy)", b, latency_report(flt, truth)))
+        for g in ("all-fp32", "all-int8", "mixed"):
+            idx = [i for i, p in enumerate(pairs) if p["group"] == g]
+            if len(idx) > 1:
+                print(_row(f"int8-aware, {g} only", b,
+                           latency_report([int8[i] for i in idx], truth[idx])))
+        ceilings.append((b, noise_ceiling(ma, mb, 0.10), noise_ceiling(ma, mb, 0.15),
+                         float(np.median(truth))))
+    for b, c10, c15, med in ceilings:
+        print(f"\nbatch {b}: noise ceiling (two interleaved passes agree) within ±10% {c10:.3f}, "
+              f"±15% {c15:.3f}; median latency {med:.3f} ms")
+    cost = _decomposition_cost(pairs, LatencyPredictor().fit(DeviceProfile.load(path)))
+    print("\nper architecture: " + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
+    print(f"total {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
