@@ -1,14 +1,17 @@
 """Layer-adaptive pruning by DP against LAMP, global magnitude, uniform and ERK on Fashion-MNIST.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/pruning.py            # the tables quoted in the README
-    PYTHONPATH=. .venv/bin/python benchmarks/pruning.py --quick    # a smoke run (a minute)
+    PYTHONPATH=. .venv/bin/python benchmarks/pruning.py            # the tables in docs/pruning.md
+    PYTHONPATH=. .venv/bin/python benchmarks/pruning.py --quick    # a smoke run (a few minutes)
 
 Two models from the built-in spaces (a ResNet and a VGG, narrow enough for a shared 2-core CPU)
 are trained once on a Fashion-MNIST subset (nothing is cached). For each target sparsity and
-method it prints test accuracy without and with one epoch of fine-tuning, then the DP's solve
-time and peak memory, the additivity check, DP against LAMP when pruned in rounds at high
-sparsity, and latency-aware channel pruning against uniform channel pruning at the same latency
-budget (measured CPU latency and accuracy).
+method it prints test accuracy without and with one epoch of fine-tuning (the DP as shipped,
+and the paper's DP without the per-layer floor and guard), then the DP's solve time and peak
+memory, the additivity check (all allocations, and every layer pruned 80-100%), the DP's margin
+over LAMP at high sparsity step by step (guard, floor, rounds), DP against LAMP when pruned in
+rounds with fine-tuning, and channel pruning at equal latency budgets: DP with the latency
+predictor's costs, DP with a measured latency table, and uniform channel pruning, each measured
+on this CPU (interleaved) with the achieved/target latency ratio.
 """
 
 from __future__ import annotations
@@ -26,16 +29,22 @@ from torch import nn
 from nas.compress.prune import (
     METHODS,
     additivity_report,
+    channel_groups,
     distortion_curves,
     dp_allocate,
     measure_channel_latency,
+    predicted_channel_latency,
     prune,
     prune_channels,
 )
 from nas.compress.pruning.latency import latency_samples
 from nas.compress.pruning.layers import prunable_layers
 from nas.evaluate.datasets import load_dataset
+from nas.latency import profile_path
+from predictors import LatencyPredictor
 from search_spaces import resnet, vgg
+
+PAPER_DP = {"max_layer_distortion": None, "min_kept_per_output": 0}  # the published DP
 
 NARROW = ((8,), (16,), (32,))  # one width per stage: small enough to train here in a minute
 
@@ -100,12 +109,19 @@ def unstructured(name, model, data, args) -> dict[str, np.ndarray]:
           f"{args.calib} samples in {curve_s:.1f} s")  # fmt: skip
     print(f"additivity over 20 random allocations: Pearson r = {report.pearson:.3f}, "
           f"Spearman rho = {report.spearman:.3f}")  # fmt: skip
-    head = " | ".join(f"{m:>13}" for m in METHODS)
+    hard = additivity_report(model, calib, curves, n_random=20, seed=args.seed, min_ratio=0.8)
+    print(f"additivity, 20 allocations with every layer pruned 80-100%: Pearson r = "
+          f"{hard.pearson:.3f}, Spearman rho = {hard.spearman:.3f}; summed/measured distortion "
+          f"median {np.median(hard.predicted / hard.measured):.2f}")  # fmt: skip
+    columns = [*METHODS, "dp-paper"]
+    head = " | ".join(f"{m:>13}" for m in columns)
     print(f"\nsparsity | {head} | dp - lamp  (test accuracy: no fine-tuning / 1 epoch FT)")
     for s in args.sparsities:
         cells, accs = [], {}
-        for method in METHODS:
-            res = prune(model, sparsity=s, method=method, calib=calib, curves=curves)
+        for method in columns:
+            extra = PAPER_DP if method == "dp-paper" else {}
+            res = prune(model, sparsity=s, method=method.split("-")[0], calib=calib, curves=curves,
+                        **extra)  # fmt: skip
             before = accuracy(res.model, x_te, y_te)
             finetune(res.model)
             accs[method] = (before, accuracy(res.model, x_te, y_te))
@@ -125,42 +141,91 @@ def unstructured(name, model, data, args) -> dict[str, np.ndarray]:
     return curves
 
 
-def structured(name, model, data, args) -> None:
-    """Print measured latency and accuracy of DP and uniform channel pruning at equal budgets."""
-    x_tr, y_tr, x_te, y_te = data
-    calib, example = x_tr[: args.calib], x_te[: args.latency_batch]
+def _channel_costs(model, example, args):
+    """Return {cost name: (latency_fn, whole-model measure)}: the predictor's and a measured table."""
     table = measure_channel_latency(model, example, repeats=args.repeats)
-    print(f"\n## {name}, channel pruning: dense {table.full_ms:.2f} ms per batch of "
-          f"{args.latency_batch} (fastest of {args.repeats}, 1 thread); "
-          f"{len(table.points)} channel groups")  # fmt: skip
-    print("budget | method  | predicted ms | measured ms | x dense | params | acc / +1 ep FT"
-          " | channels kept")  # fmt: skip
 
-    def measure(m: nn.Module) -> float:
+    def timed(m: nn.Module) -> float:
         # relative to the dense model timed in the same interleaved run, on the table's scale:
         # the load here drifts by 2x within minutes, so absolute times from another moment lie
         dense_ms, ms = (min(r) for r in latency_samples([model, m], example, args.repeats))
         return table.full_ms * ms / dense_ms
 
+    costs = {"table": (table, timed)}
+    path = profile_path("cpu", args.threads)
+    if path.is_file():
+        predictor = LatencyPredictor.load(path)
+        shape, batch = tuple(example.shape[1:]), example.shape[0]
+        start = time.perf_counter()
+        fn = predicted_channel_latency(model, shape, predictor, batch)
+        for g in fn.groups.values():
+            fn(g.name, 1)  # every width of every group, as the DP asks
+        print(f"predictor costs for {len(fn.groups)} groups, all widths: "
+              f"{time.perf_counter() - start:.2f} s (profile {path.name})")  # fmt: skip
+        costs = {"predictor": (fn, lambda m: predictor.predict(m, shape, batch)), **costs}
+    else:
+        print(f"no device profile at {path}: the predictor rows are skipped")
+    return costs
+
+
+def structured(name, model, data, args) -> None:
+    """Print measured latency and accuracy of DP (predictor / table cost) and uniform channel pruning."""
+    x_tr, y_tr, x_te, y_te = data
+    calib, example = x_tr[: args.calib], x_te[: args.latency_batch]
+    costs = _channel_costs(model, example, args)
+    print(f"\n## {name}, channel pruning at batch {args.latency_batch} ({args.threads} thread(s)): "
+          f"{len(channel_groups(model))} channel groups; measured = fastest of {args.repeats}, all "
+          "variants and the dense model interleaved in one run")  # fmt: skip
+    print("budget | cost      | method  | predicted ms | measured ms | x dense | achieved/target | "
+          "params | acc / +1 ep FT | channels kept")  # fmt: skip
     for frac in args.budgets:
-        budget = frac * table.full_ms
-        results = {
-            method: prune_channels(model, latency_budget_ms=budget, latency_fn=table,
-                                   base_ms=table.base_ms, calib=calib, method=method,
-                                   measure=measure)
-            for method in ("dp", "uniform")
-        }  # fmt: skip
+        results = {}
+        for cost, (fn, measure) in costs.items():
+            for method in ("dp", "uniform"):
+                results[(cost, method)] = prune_channels(
+                    model, latency_budget_ms=frac * fn.full_ms, latency_fn=fn, base_ms=fn.base_ms,
+                    calib=calib, method=method, measure=measure,
+                    calibrate_rounds=8 if cost == "predictor" else 4)  # fmt: skip
         runs = latency_samples([model] + [r.model for r in results.values()], example, args.repeats)
         dense_ms, *ms = [float(np.min(r)) for r in runs]
-        for (method, res), measured in zip(results.items(), ms, strict=True):
+        for ((cost, method), res), measured in zip(results.items(), ms, strict=True):
             before = accuracy(res.model, x_te, y_te)
             fit(res.model, x_tr[: args.ft], y_tr[: args.ft], epochs=1, lr=args.ft_lr,
                 seed=args.seed)  # fmt: skip
             after = accuracy(res.model, x_te, y_te)
             params = sum(p.numel() for p in res.model.parameters())
-            print(f"{frac:6.2f} | {method:7} | {res.predicted_latency_ms:12.2f} | "
-                  f"{measured:11.2f} | {measured / dense_ms:7.2f} | {params:6d} | "
+            ratio = measured / dense_ms
+            print(f"{frac:6.2f} | {cost:9} | {method:7} | {res.measured_latency_ms:12.2f} | "
+                  f"{measured:11.2f} | {ratio:7.2f} | {ratio / frac:15.2f} | {params:6d} | "
                   f"{before:.4f} / {after:.4f} | {list(res.channels.values())}",
+                  flush=True)  # fmt: skip
+
+
+def high_sparsity(name, model, data, args, curves) -> None:
+    """Print DP's margin over LAMP at high sparsity, one change at a time (1 epoch FT at the end)."""
+    x_tr, y_tr, x_te, y_te = data
+    calib = x_tr[: args.calib]
+    variants = {
+        "lamp": {"method": "lamp"},
+        "dp, paper (no guard, no floor)": PAPER_DP,
+        "dp + dead-model guard": {"min_kept_per_output": 0},
+        "dp + guard + floor (default)": {},
+        f"dp default, {args.rounds} rounds, re-curved": {"rounds": args.rounds},
+    }
+    print("\nhigh sparsity, one change at a time: test accuracy (no FT / 1 epoch FT), dp - lamp in points")
+    for s in args.iter_sparsities:
+        accs = {}
+        for label, kw in variants.items():
+            res = prune(model, sparsity=s, calib=calib, curves=curves, grid_step=args.grid,
+                        **{"method": "dp", **kw})  # fmt: skip
+            before = accuracy(res.model, x_te, y_te)
+            fit(res.model, x_tr[: args.ft], y_tr[: args.ft], epochs=1, lr=args.ft_lr, seed=args.seed)
+            accs[label] = (before, accuracy(res.model, x_te, y_te))
+            emptied = sum(r >= 1.0 for r in res.allocation.values())
+            margin = "" if label == "lamp" else "  dp - lamp {:+.2f} / {:+.2f}".format(
+                *(100 * (accs[label][i] - accs["lamp"][i]) for i in (0, 1)))
+            print(f"  {s:.2f} | {label:34} | {accs[label][0]:.4f} / {accs[label][1]:.4f} | "
+                  f"max layer ratio {max(res.allocation.values()):.3f}, {emptied} emptied{margin}",
                   flush=True)  # fmt: skip
 
 
@@ -215,7 +280,7 @@ def main() -> None:
     p.add_argument("--budgets", type=float, nargs="+", default=[0.85, 0.7],
                    help="channel-pruning latency budgets, as fractions of the dense latency")
     p.add_argument("--iter-sparsities", type=float, nargs="+", default=[0.9, 0.95])
-    p.add_argument("--rounds", type=int, default=2, help="rounds of the iterative comparison")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the iterative comparisons")
     p.add_argument("--latency-batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=1)
@@ -239,6 +304,7 @@ def main() -> None:
         print(f"\n{name}: trained {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
         dense = copy.deepcopy(model)
         curves = unstructured(name, dense, data, args)
+        high_sparsity(name, dense, data, args, curves)
         iterative(name, dense, data, args, curves)
         structured(name, dense, data, args)
     dp_scaling(args.seed)

@@ -322,8 +322,9 @@ def test_no_layer_is_emptied_by_default(model, calib):
 def test_floor_is_dropped_only_when_the_target_needs_it():
     curves = {"a": np.array([0.0, 0.4, 0.6]), "b": np.array([0.0, 0.3, 2.0])}
     sizes = {"a": 100, "b": 100}
+    assert dp_counts(curves, sizes, 100, buckets=100, refine=False) == {"a": 0, "b": 100}
     floored = dp_counts(curves, sizes, 100, buckets=100, refine=False, min_kept={"a": 10, "b": 10})
-    assert floored == {"a": 50, "b": 50}  # emptying a (0.6) is excluded
+    assert floored == {"a": 50, "b": 50}  # emptying a (the cheapest sum, 0.6) is excluded
     # 10 weights in all cannot keep 10 in each layer: the floor is lifted rather than failing
     assert dp_counts(curves, sizes, 10, buckets=10, refine=False, min_kept={"a": 10, "b": 10}) == {
         "a": 0, "b": 0}

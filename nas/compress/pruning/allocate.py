@@ -105,9 +105,10 @@ def dp_counts(
 
     ``limit`` excludes every per-layer choice whose own distortion exceeds it (see ``prune``'s
     ``max_layer_distortion``); if the target cannot be met under it, it is doubled (up to six
-    times) before the guard is dropped. ``min_kept`` excludes choices that keep fewer weights
-    than that in a layer (see ``prune``'s ``min_kept_per_output``); it is dropped only if no
-    allocation meets the target with it.
+    times) before the guard is dropped. ``min_kept`` excludes the grid choices that keep fewer
+    weights than that in a layer (see ``prune``'s ``min_kept_per_output``): on a grid of step
+    s a large layer is then pruned by at most 1 - s; it is dropped only if no allocation
+    meets the target with it.
     """
     names = list(sizes)
     missing = [n for n in names if n not in curves]
@@ -117,6 +118,9 @@ def dp_counts(
     kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
     dists = [np.asarray(curves[n], dtype=np.float64) for n in names]
     if min_kept is not None:
+        # choices that would leave a layer fewer weights than its floor are excluded (priced
+        # as inf): measured, this beat keeping the floor at the excluded choice's price, which
+        # the DP takes as readily as emptying the layer (docs/pruning.md)
         floored = [np.where(k < min(min_kept[n], cap[n]), np.inf, d)
                    for n, k, d in zip(names, kept_grid, dists, strict=True)]  # fmt: skip
         least = sum(float(np.min(k[np.isfinite(d)])) for k, d in zip(kept_grid, floored, strict=True))

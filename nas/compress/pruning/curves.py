@@ -131,9 +131,16 @@ def additivity_report(
     n_random: int = 20,
     seed: int = 0,
     distortion: str = "mean",
+    min_ratio: float = 0.0,
 ) -> AdditivityReport:
-    """Return the correlation of summed single-layer distortions with measured joint ones."""
+    """Return the correlation of summed single-layer distortions with measured joint ones.
+
+    Each random allocation prunes every layer by a grid ratio of at least ``min_ratio`` (e.g.
+    0.8 to check additivity where it matters at 90-95% sparsity: every layer pruned hard).
+    """
     check_distortion(distortion)
+    if not 0.0 <= min_ratio < 1.0:
+        raise CompressionError(f"min_ratio={min_ratio!r} must lie in [0, 1), e.g. 0.8")
     work = _frozen(model)
     layers = prunable_layers(work)
     missing = sorted(set(layers) - set(curves))
@@ -148,12 +155,13 @@ def additivity_report(
     orders = {name: torch.argsort(w.abs().flatten(), stable=True) for name, w in originals.items()}
     predicted, measured = [], []
     for _ in range(n_random):
-        top = rng.uniform(0.1, 1.0)  # allocations from mild to severe, not all near the mean
+        top = rng.uniform(max(0.1, min_ratio), 1.0)  # from mild to severe, not all near the mean
         pred = 0.0
         with torch.no_grad():
             for name, module in layers.items():
                 grid = len(curves[name]) - 1
-                j = int(rng.integers(0, int(top * grid) + 1))
+                low = int(np.ceil(min_ratio * grid - 1e-9))
+                j = int(rng.integers(low, max(low, int(top * grid)) + 1))
                 pred += float(curves[name][j])
                 pruned = int(np.rint(np.linspace(0.0, 1.0, grid + 1)[j] * originals[name].numel()))
                 module.weight.copy_(masked_variant(originals[name], orders[name], pruned))
