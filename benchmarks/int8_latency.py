@@ -5,8 +5,11 @@ architectures, each with a random policy (every 8th all-fp32, every 8th all-int8
 mixed with a random share of int8 layers). Each pair is quantized for real (FX, engine x86,
 random calibration: latency does not depend on the ranges) and timed at batch 1 and 32 in two
 independent interleaved passes (`compare_interleaved`, thread CPU time); the truth is the median
-of both passes' samples and their agreement is the noise ceiling. Beside the int8-aware
-predictor: the float predictor of the same profile, which ignores the policy (the baseline).
+of both passes' samples and their agreement is the noise ceiling. The int8-aware predictor
+decomposes each pair in two ways (quantize and read the converted graph: "convert"; replay the
+backend's rules on the float trace: "analyse"); beside it, the float predictor of the same
+profile, which ignores the policy (the baseline). Last, both decompositions are timed and
+compared kernel for kernel.
 
     PYTHONPATH=. .venv/bin/python benchmarks/int8_latency.py            # ~4 min here
 """
@@ -30,6 +33,7 @@ from nas.compress.quantize import apply_policy, quantizable_layers
 from nas.latency import profile_path
 from predictors import LatencyPredictor, latency_report, noise_ceiling
 from predictors.kernels import extract_kernels
+from predictors.quant_analysis import agreement
 
 COLUMNS = ("spearman", "within_10", "within_15", "mape", "bias")
 
@@ -76,27 +80,35 @@ def _truth(pairs: list[dict[str, Any]], batch: int, repeats: int
             np.array([b[n].median_ms for n in names]))
 
 
-def _decomposition_cost(pairs: list[dict[str, Any]], predictor: LatencyPredictor
-                        ) -> dict[str, float]:
-    """Milliseconds per architecture: float trace, quantize+trace, a cached prediction."""
-    t0 = time.perf_counter()
-    for p in pairs:
+def _decomposition_cost(pairs: list[dict[str, Any]], path: str) -> dict[str, float]:
+    """Milliseconds per architecture of each way to decompose, interleaved; their agreement."""
+    quantized = [p for p in pairs if p["group"] != "all-fp32"]
+    spent = {"float_trace": 0.0, "convert": 0.0, "analyse": 0.0}
+    same = 0
+    for p in quantized:
+        t0 = time.perf_counter()
         extract_kernels(p["model"], p["shape"])
-    t1 = time.perf_counter()
-    mixed = [p for p in pairs if p["group"] != "all-fp32"]
-    for p in mixed:
-        extract_kernels(p["model"], p["shape"], policy=p["policy"])
-    t2 = time.perf_counter()
-    for p in mixed:  # warm the cache, then time the cached path
-        predictor.predict(p["model"], p["shape"], 1, key=p["arch"].id, policy=p["policy"])
-    t3 = time.perf_counter()
-    for p in mixed:
+        t1 = time.perf_counter()
+        converted = extract_kernels(p["model"], p["shape"], policy=p["policy"],
+                                    int8_method="convert")
+        t2 = time.perf_counter()
+        analysed = extract_kernels(p["model"], p["shape"], policy=p["policy"],
+                                   int8_method="analyse")
+        t3 = time.perf_counter()
+        spent["float_trace"] += t1 - t0
+        spent["convert"] += t2 - t1
+        spent["analyse"] += t3 - t2
+        same += agreement(converted, analysed)
+    out = {f"{k}_ms": v / len(quantized) * 1e3 for k, v in spent.items()}
+    predictor = LatencyPredictor().fit(DeviceProfile.load(path))
+    for p in quantized:  # warm the cache, then time the cached path
         predictor.predict(p["model"], p["shape"], 1, key=p["arch"].id, policy=p["policy"])
     t4 = time.perf_counter()
-    return {"float_trace_ms": (t1 - t0) / len(pairs) * 1e3,
-            "int8_decompose_ms": (t2 - t1) / max(1, len(mixed)) * 1e3,
-            "first_prediction_ms": (t3 - t2) / max(1, len(mixed)) * 1e3,
-            "cached_prediction_ms": (t4 - t3) / max(1, len(mixed)) * 1e3}
+    for p in quantized:
+        predictor.predict(p["model"], p["shape"], 1, key=p["arch"].id, policy=p["policy"])
+    out["cached_prediction_ms"] = (time.perf_counter() - t4) / len(quantized) * 1e3
+    out["same_kernels"] = same / len(quantized)
+    return out
 
 
 def _row(label: str, batch: int, rep: dict[str, float]) -> str:
@@ -110,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=64)
     ap.add_argument("--profile", default="", help="device profile JSON (default: this CPU's)")
-    ap.add_argument("--repeats", type=int, default=3, help="samples per model per pass")
+    ap.add_argument("--repeats", type=int, default=5, help="samples per model per pass")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     path = args.profile or str(profile_path("cpu", 1))
     predictor = LatencyPredictor().fit(DeviceProfile.load(path))
+    converter = LatencyPredictor(int8_method="convert").fit(DeviceProfile.load(path))
     start = time.monotonic()
     pairs = _pairs(args.pairs, args.seed)
     groups = ", ".join(f"{g} {sum(p['group'] == g for p in pairs)}"
@@ -127,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     ceilings = []
     for b in (1, 32):
         truth, ma, mb = _truth(pairs, b, args.repeats)
-        int8 = [predictor.predict(p["model"], p["shape"], b, key=p["arch"].id,
+        int8 = [converter.predict(p["model"], p["shape"], b, key=p["arch"].id,
                                   policy=p["policy"]) for p in pairs]
+        analysed = [predictor.predict(p["model"], p["shape"], b, policy=p["policy"])
+                    for p in pairs]
         flt = [predictor.predict(p["model"], p["shape"], b) for p in pairs]
-        print(_row("int8-aware", b, latency_report(int8, truth)))
+        print(_row("int8-aware (convert)", b, latency_report(int8, truth)))
+        print(_row("int8-aware (analyse)", b, latency_report(analysed, truth)))
         print(_row("float (ignores the policy)", b, latency_report(flt, truth)))
         for g in ("all-fp32", "all-int8", "mixed"):
             idx = [i for i, p in enumerate(pairs) if p["group"] == g]
@@ -142,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     for b, c10, c15, med in ceilings:
         print(f"\nbatch {b}: noise ceiling (two interleaved passes agree) within ±10% {c10:.3f}, "
               f"±15% {c15:.3f}; median latency {med:.3f} ms")
-    cost = _decomposition_cost(pairs, LatencyPredictor().fit(DeviceProfile.load(path)))
-    print("\nper architecture: " + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
+    cost = _decomposition_cost(pairs, path)
+    print("\nint8 decomposition per (architecture, policy), interleaved: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
     print(f"total {time.monotonic() - start:.0f} s")
     return 0
 

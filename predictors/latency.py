@@ -109,11 +109,12 @@ class LatencyPredictor:
     """
 
     def __init__(self, n_estimators: int = 150, correction: bool = True, lookup: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0, int8_method: str = "analyse") -> None:
         self.n_estimators = n_estimators
         self.correction = correction
         self.lookup = lookup
         self.seed = seed
+        self.int8_method = int8_method  # how a policy is decomposed: see extract_kernels
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, profile_or_rows: DeviceProfile | Iterable[dict[str, Any]]) -> LatencyPredictor:
@@ -258,7 +259,8 @@ class LatencyPredictor:
         skey = f"{key}{shape}" if key is not None else seen.get(which)
         if skey is not None and (skey, batch_size) in self._model_cache:
             return self._model_cache[(skey, batch_size)]
-        kernels = extract_kernels(model, shape, policy=policy if quantized else None)
+        kernels = extract_kernels(model, shape, policy=policy if quantized else None,
+                                  int8_method=self.int8_method)
         skey = skey if skey is not None else _structure_key(kernels) + str(shape)
         self._object_keys[model] = {**seen, which: skey}
         ms = self.predict_kernels(kernels, batch_size)

@@ -14,6 +14,7 @@ from nas.errors import HardwareError
 from predictors import LatencyPredictor, build_kernel, extract_kernels, profile_device
 from predictors.kernels import Kernel
 from predictors.profiler import extend_int8
+from predictors.quant_analysis import agreement
 from predictors.quant_kernels import is_int8
 from tests.cli.test_cli import nas
 
@@ -44,11 +45,15 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+METHODS = ("convert", "analyse")
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("precisions", [("int8", "fp32", "fp32"), ("fp32", "int8", "fp32"),
                                         ("fp32", "fp32", "int8"), ("int8", "int8", "int8"),
                                         ("int8", "fp32", "int8")])
-def test_int8_kernels_are_exactly_the_layers_the_policy_makes_int8(precisions):
-    kernels = extract_kernels(_net(), SHAPE, policy=_policy(*precisions))
+def test_int8_kernels_are_exactly_the_layers_the_policy_makes_int8(precisions, method):
+    kernels = extract_kernels(_net(), SHAPE, policy=_policy(*precisions), int8_method=method)
     layers = [k for k in kernels if k.kind in ("conv", "linear")]
     assert [k.precision for k in layers] == list(precisions)
     # the layers keep their shapes, and an int8 conv carries its fused relu
@@ -63,8 +68,9 @@ def test_int8_kernels_are_exactly_the_layers_the_policy_makes_int8(precisions):
     (("fp32", "fp32", "int8"), 2),
     (("int8", "fp32", "fp32"), 2),
 ])
-def test_a_transition_appears_exactly_where_precision_changes(precisions, changes):
-    kernels = extract_kernels(_net(), SHAPE, policy=_policy(*precisions))
+@pytest.mark.parametrize("method", METHODS)
+def test_a_transition_appears_exactly_where_precision_changes(precisions, changes, method):
+    kernels = extract_kernels(_net(), SHAPE, policy=_policy(*precisions), int8_method=method)
     counts = _counts(kernels)
     assert counts["quantize"] + counts["dequantize"] == changes
     assert counts["quantize"] == counts["dequantize"]
@@ -75,12 +81,30 @@ def test_a_transition_appears_exactly_where_precision_changes(precisions, change
             assert before.config["shape"][0] == after.config["cin"]
 
 
-def test_a_converted_model_decomposes_like_its_policy():
+@pytest.mark.parametrize("method", METHODS)
+def test_a_converted_model_decomposes_like_its_policy(method):
     x = torch.randn(4, *SHAPE)
     qmodel = apply_policy(_net(), _policy("fp32", "int8", "int8"), example_input=x[:1], calib=x)
     direct = extract_kernels(qmodel, SHAPE)
-    via_policy = extract_kernels(_net(), SHAPE, policy=_policy("fp32", "int8", "int8"))
+    via_policy = extract_kernels(_net(), SHAPE, policy=_policy("fp32", "int8", "int8"),
+                                 int8_method=method)
     assert [k.key() for k in direct] == [k.key() for k in via_policy]
+
+
+@pytest.mark.parametrize("space", ["resnet", "mobilenet"])
+def test_analysis_agrees_with_the_converted_graph(space):
+    # residual adds (add_relu fusion, one transition per tensor), depthwise convs, channels-last
+    import importlib
+
+    sp = importlib.import_module(f"search_spaces.{space}").space()
+    model = sp.build(sp.sample(3))
+    layers = [n for n, m in model.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
+    for k in (2, 3):
+        policy = {n: "int8" if i % k else "fp32" for i, n in enumerate(layers)}
+        converted = extract_kernels(model, sp.input_shape, policy=policy, int8_method="convert")
+        analysed = extract_kernels(model, sp.input_shape, policy=policy, int8_method="analyse")
+        assert agreement(converted, analysed)
+        assert sum(k.kind == "quantize" for k in converted) >= 2
 
 
 def test_standalone_int8_kernels_run_quantized_engine_ops():
