@@ -129,6 +129,12 @@ def test_dp_solve_picks_the_cheapest_feasible_mix():
         dp_solve([np.array([0.0])], [np.array([5.0])], 1.0, 10)
 
 
+def test_dp_solve_with_a_zero_budget_takes_only_free_choices():
+    dists = [np.array([0.0, 1.0]), np.array([0.0, 2.0])]
+    costs = [np.array([3.0, 0.0]), np.array([5.0, 0.0])]
+    assert dp_solve(dists, costs, 0.0, 100) == [1, 1]
+
+
 def test_dp_is_fast_and_small_for_fifty_layers():
     rng = np.random.default_rng(1)
     sizes = {f"l{i}": int(rng.integers(1_000, 2_000_000)) for i in range(50)}

@@ -23,7 +23,8 @@ def dp_solve(
     """
     if buckets < 1:
         raise CompressionError(f"buckets={buckets} must be a positive integer, e.g. 10000")
-    unit = budget / buckets if budget > 0 else 1.0
+    # a budget of 0 affords only free choices: a tiny unit prices every positive cost out
+    unit = budget / buckets if budget > 0 else 1e-12
     value = np.full(buckets + 1, np.inf)
     value[0] = 0.0
     dtype = np.int16 if max(len(d) for d in dists) < 2**15 else np.int32
