@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from nas.search.gp import GP, normal_scores
+from nas.search.gp import GP, expected_improvement, normal_scores
 from nas.search.mutation import random_unseen
 from nas.space import Architecture
 
@@ -182,7 +182,7 @@ def propose_ehvi(s: SMBO) -> Architecture:
     kinds = s.targets.split(",") * (2 if "," not in s.targets else 1)
     keep, pending = s._subset(y), list(s.pending.values())
     front = y[_front(y)]
-    preds, believed = [], []
+    preds, believed, best = [], [], []
     for j, o in enumerate(s.objectives):
         gp = _model(s, j, kinds[j], X, y[:, j], o.sign())
         t, back = targets(kinds[j], y[:, j], o.sign())
@@ -194,18 +194,39 @@ def propose_ehvi(s: SMBO) -> Architecture:
             gp = gp.fit(np.vstack([X[keep], Xp]), np.concatenate([t[keep], tp]), refit=False)
             believed.append(back(tp))
         preds.append((back, *gp.predict(Xc)))
+        best.append(float(t.max()))
     if believed:
         front = np.vstack([front, np.column_stack(believed)])
-    # normalised by the range of all trials, the reference point 10 % below the worst of each:
-    # the front's own nadir would give nothing to a point that extends the front at one end
-    # while worse than the nadir on the other objective (the cheap cells, all below the best
-    # accuracy of the front's cheapest member); the true front of a benchmark reaches those ends
-    lo = y.min(0)
-    span = np.maximum(y.max(0) - lo, 1e-12)
+    lo, span = _scale(s.ref, y, front, np.column_stack([back(m) for back, m, _ in preds]))
     parts = [_axis(kinds[j], back, m, sd, lo[j], span[j]) for j, (back, m, sd) in enumerate(preds)]
     ref = np.full(2, -0.1)
-    score = ehvi_2d((front - lo) / span, ref, *parts)
+    if s.top_every and len(s.history) % s.top_every == s.top_every - 1:
+        # every k-th ask: expected improvement of the first objective alone, so that the top of
+        # the front (the best accuracy, where the front is steepest) is searched as by one objective
+        score = expected_improvement(preds[0][1], preds[0][2], best[0])
+    else:
+        score = ehvi_2d((front - lo) / span, ref, *parts)
     return Architecture(cands[int(np.argmax(score))])
+
+
+def _scale(ref: str, y: np.ndarray, front: np.ndarray, predicted: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the origin and span that normalise the objectives; the reference point is at -0.1.
+
+    observed: the worst and best of all trials. predicted: the nadir and ideal point of the front
+    of the trials and the candidates' predicted means, as the usual protocol puts the reference
+    point 10 % beyond the true front's nadir (the observed front's own nadir would give nothing
+    to a point that extends the front at one end while worse than the nadir on the other).
+    """
+    if ref == "predicted":
+        pts = np.vstack([front, predicted])
+        order = np.argsort(-pts[:, 0], kind="stable")
+        best_y = np.maximum.accumulate(pts[order, 1])
+        on = order[np.concatenate([[True], best_y[1:] > best_y[:-1]])]  # 2-D front, one sweep
+        lo, hi = pts[on].min(0), pts[on].max(0)
+    else:
+        lo, hi = y.min(0), y.max(0)
+    return lo, np.maximum(hi - lo, 1e-12)
 
 
 def _front(y: np.ndarray) -> np.ndarray:

@@ -7,8 +7,10 @@ multi-objective study (use a sampler that supports them: tpe, nsga2, nsga3, gp, 
 
 A proposal that repeats a finished architecture is told its known values at once and costs no
 budget; the study lives in memory (the project's store keeps the trials) and `restore` rebuilds
-it with `add_trial`. Settings: `sampler=<name>` (from `optuna:<name>`) and any keyword of that
-sampler's constructor, e.g. `--searcher-arg n_startup_trials=5`.
+it with `add_trial`. Settings: `sampler=<name>` (from `optuna:<name>`), `max_repeats=50` (repeats
+re-asked before a random unseen architecture: each costs a sampler call, and TPE after 1,000
+trials on NAS-Bench-201 repeats ~4 times per new cell), and any keyword of that sampler's
+constructor, e.g. `--searcher-arg n_startup_trials=5`.
 """
 
 from __future__ import annotations

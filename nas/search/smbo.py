@@ -8,9 +8,12 @@
 - Candidates: every unseen architecture when the space has at most `max_listed` of them (NAS-Bench-201
   has 15,625: scoring them all costs milliseconds), else mutations of the best architectures plus
   random ones.
-- Acquisition: expected improvement (or UCB) for one objective; for two, the hypervolume
-  improvement of the optimistic (mean + beta * std) point over the current front; for more, a
-  random Chebyshev weighting of optimistic points (ParEGO-like).
+- Acquisition: expected improvement (or UCB) for one objective; for two, the exact expected
+  hypervolume improvement over the current front (`nas.search.mo`, `mo="ehvi"`; each objective
+  modelled on its own scale, `targets`; every `top_every`-th ask, the expected improvement of
+  the first objective alone), or the hypervolume improvement of the optimistic
+  (mean + beta * std) point (`mo="hvi"`); for more, a random Chebyshev weighting of optimistic
+  points (ParEGO-like).
 - Parallel workers: pending architectures enter the fit with the predicted mean as their value
   (the kriging believer), so a batch spreads out.
 """
@@ -39,9 +42,12 @@ class SMBO(Searcher):
     def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 2.0,
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
                   max_train: int = 300, surrogate: str = "gp", mo: str = "ehvi",
-                  targets: str = "rank", **rest: Any) -> None:
+                  targets: str = "rank,log", ref: str = "predicted", top_every: int = 4,
+                  **rest: Any) -> None:
         super().configure(**rest)
-        self.mo, self.targets = mo, targets
+        self.mo, self.targets, self.ref, self.top_every = mo, targets, ref, int(top_every)
+        if ref not in ("observed", "predicted"):
+            raise SearchError(f"smbo: ref={ref!r}; valid: observed, predicted")
         if mo not in ("ehvi", "hvi"):
             raise SearchError(f"smbo: mo={mo!r}; valid: ehvi (expected hypervolume improvement), "
                               f"hvi (improvement of the optimistic point)")
@@ -74,7 +80,8 @@ class SMBO(Searcher):
         return {"n_init": self.n_init, "acquisition": self.acquisition, "beta": self.beta,
                 "features": self.features, "max_listed": self.max_listed,
                 "candidates": self.n_candidates, "max_train": self.max_train,
-                "surrogate": self.surrogate, "mo": self.mo, "targets": self.targets}
+                "surrogate": self.surrogate, "mo": self.mo, "targets": self.targets,
+                "ref": self.ref, "top_every": self.top_every}
 
     def observe(self, obs: Observation) -> None:
         if obs.state == "PRUNED":

@@ -85,7 +85,8 @@ def _true_front_ids() -> set[str]:
 
 @pytest.mark.parametrize("settings", [
     {}, *(pytest.param(s, marks=pytest.mark.slow)  # 10-20 s each on 2 busy cores
-          for s in ({"targets": "rank"}, {"targets": "value"}, {"mo": "hvi"}))])
+          for s in ({"targets": "rank"}, {"targets": "value"}, {"mo": "hvi"}, {"top_every": 0},
+                    {"ref": "observed"}))])
 def test_smbo_two_objectives_finds_most_of_the_true_front(settings):
     from nas.search import make_searcher
     from tests.search.test_contract import drive
