@@ -110,15 +110,15 @@ def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: 
         if weights is not None:
             load_weights(model, weights)
         if space.quantization:
-            model = _as_quantized(model, space, Architecture(t.architecture))
+            model = as_quantized(model, space, Architecture(t.architecture))
             device = "cpu" if model is not None and _is_int8(model) else device
         ms = measure_latency(model, space.input_shape, batch_size=batch_size, device=device)
         updated.append(store.add_metrics(t.id, {"latency_ms_measured": ms}))
     return updated
 
 
-def _as_quantized(model: Any, space: Space, arch: Architecture) -> Any:
-    """The model as the quantized evaluator runs it: its policy applied (on int8 kernels).
+def as_quantized(model: Any, space: Space, arch: Architecture) -> Any:
+    """Return `model` as the quantized evaluator runs it: `arch`'s policy applied (int8 kernels).
 
     Calibration is on random inputs: kernel shapes and speed do not depend on the ranges.
     """

@@ -98,6 +98,11 @@ def latency(
     if measure:
         from hardware import measure_latency
 
-        measured = measure_latency(sp.build(a), sp.input_shape, batch_size=batch, device=device)
+        built = sp.build(a)
+        if sp.quantization:  # measured as it runs: quantized per the architecture's policy
+            from nas.latency import as_quantized
+
+            built = as_quantized(built, sp, a)
+        measured = measure_latency(built, sp.input_shape, batch_size=batch, device=device)
         line += f", measured {measured:.3f} ms ({(predicted - measured) / measured:+.1%})"
     console.print(f"{a.id} at batch {batch} on {device}: {line}")
