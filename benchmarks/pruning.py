@@ -6,9 +6,9 @@
 Two models from the built-in spaces (a ResNet and a VGG, narrow enough for a shared 2-core CPU)
 are trained once on a Fashion-MNIST subset (nothing is cached). For each target sparsity and
 method it prints test accuracy without and with one epoch of fine-tuning (the DP as shipped,
-and the paper's DP without the per-layer floor and guard), then the DP's solve time and peak
+and the paper's DP without the per-layer guard, floor and cap), then the DP's solve time and peak
 memory, the additivity check (all allocations, and every layer pruned 80-100%), the DP's margin
-over LAMP at high sparsity step by step (guard, floor, rounds), DP against LAMP when pruned in
+over LAMP at high sparsity step by step (guard, floor, cap, rounds), DP against LAMP when pruned in
 rounds with fine-tuning, and channel pruning at equal latency budgets: DP with the latency
 predictor's costs, DP with a measured latency table, and uniform channel pruning, each measured
 on this CPU (interleaved) with the achieved/target latency ratio.
@@ -44,7 +44,7 @@ from nas.latency import profile_path
 from predictors import LatencyPredictor
 from search_spaces import resnet, vgg
 
-PAPER_DP = {"max_layer_distortion": None, "min_kept_per_output": 0}  # the published DP
+PAPER_DP = {"max_layer_distortion": None, "min_kept_per_output": 0, "max_layer_damage": None}
 
 NARROW = ((8,), (16,), (32,))  # one width per stage: small enough to train here in a minute
 
@@ -207,9 +207,10 @@ def high_sparsity(name, model, data, args, curves) -> None:
     calib = x_tr[: args.calib]
     variants = {
         "lamp": {"method": "lamp"},
-        "dp, paper (no guard, no floor)": PAPER_DP,
-        "dp + dead-model guard": {"min_kept_per_output": 0},
-        "dp + guard + floor (default)": {},
+        "dp, paper (no guard/floor/cap)": PAPER_DP,
+        "dp + dead-model guard": {"min_kept_per_output": 0, "max_layer_damage": None},
+        "dp + guard + floor": {"max_layer_damage": None},
+        "dp + guard + floor + cap (default)": {},
         f"dp default, {args.rounds} rounds, re-curved": {"rounds": args.rounds},
     }
     print("\nhigh sparsity, one change at a time: test accuracy (no FT / 1 epoch FT), dp - lamp in points")
@@ -224,7 +225,7 @@ def high_sparsity(name, model, data, args, curves) -> None:
             emptied = sum(r >= 1.0 for r in res.allocation.values())
             margin = "" if label == "lamp" else "  dp - lamp {:+.2f} / {:+.2f}".format(
                 *(100 * (accs[label][i] - accs["lamp"][i]) for i in (0, 1)))
-            print(f"  {s:.2f} | {label:34} | {accs[label][0]:.4f} / {accs[label][1]:.4f} | "
+            print(f"  {s:.2f} | {label:36} | {accs[label][0]:.4f} / {accs[label][1]:.4f} | "
                   f"max layer ratio {max(res.allocation.values()):.3f}, {emptied} emptied{margin}",
                   flush=True)  # fmt: skip
 

@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 
-def _check_request(sparsity: float, method: str, rounds: int, min_kept_per_output: int) -> None:
+def _check_request(sparsity, method, rounds, min_kept_per_output, max_layer_damage) -> None:
     if method not in METHODS:
         raise CompressionError(f"method {method!r} is unknown; valid methods: {list(METHODS)}")
     if not isinstance(sparsity, (int, float)) or not 0.0 < float(sparsity) < 1.0:
@@ -94,15 +94,19 @@ def _check_request(sparsity: float, method: str, rounds: int, min_kept_per_outpu
         raise CompressionError(
             f"min_kept_per_output={min_kept_per_output!r} must be an integer >= 0, e.g. 1 (0: no floor)"
         )
+    if max_layer_damage is not None and not 0.0 < float(max_layer_damage) <= 1.0:
+        raise CompressionError(
+            f"max_layer_damage={max_layer_damage!r} must lie in (0, 1], e.g. 0.5, or be None (no cap)"
+        )
 
 
-def _round_counts(method, layers, target, cap, curves, buckets, limit, floor) -> dict[str, int]:
+def _round_counts(method, layers, target, cap, curves, buckets, limit, floor, damage) -> dict[str, int]:
     sizes = {n: m.weight.numel() for n, m in layers.items()}
     if method == "dp":
         # the curves span each layer's remaining weights, so the DP's sizes are what is left
         floor_kept = {n: floor * m.weight.shape[0] for n, m in layers.items()} if floor else None
         return dp_counts(curves, cap, target, buckets=buckets, max_kept=cap, limit=limit,
-                         min_kept=floor_kept)  # fmt: skip
+                         min_kept=floor_kept, damage=damage)  # fmt: skip
     if method == "uniform":
         return uniform_counts(sizes, cap, target)
     if method == "global":
@@ -126,6 +130,7 @@ class _Rounds:
     finetune: Callable[[nn.Module], None] | None
     max_layer_distortion: float | None
     min_kept_per_output: int
+    max_layer_damage: float | None
 
     def run(self, work, layers, total, curves) -> tuple[float, float, dict | None]:
         """Return (allocation seconds, curve seconds, first round's curves) after pruning work."""
@@ -152,7 +157,7 @@ class _Rounds:
             start = time.perf_counter()
             cap = kept_counts(layers)
             counts = _round_counts(self.method, layers, target, cap, round_curves, self.buckets, limit,
-                                   self.min_kept_per_output)  # fmt: skip
+                                   self.min_kept_per_output, self.max_layer_damage)  # fmt: skip
             solve += time.perf_counter() - start
             apply_counts(layers, counts)
             if self.finetune is not None:
@@ -177,6 +182,7 @@ def prune(
     seed: int = 0,
     max_layer_distortion: float | None = 1.0,
     min_kept_per_output: int = 1,
+    max_layer_damage: float | None = 0.5,
 ) -> PruneResult:
     """Return a pruned copy of ``model`` (masks attached) at the target sparsity by ``method``.
 
@@ -195,8 +201,13 @@ def prune(
     small network saturate (every allocation is as bad as a dead model before fine-tuning), and
     the cheapest sum then empties the largest layer (a residual branch, or a plain conv), which
     the fixed masks never let fine-tuning reconnect. 0 gives the paper's DP.
+
+    ``max_layer_damage`` (beyond the paper; DP only) is a per-layer cap on the ratio derived
+    from the layer's own curve: no ratio past the first whose distortion exceeds that fraction
+    of the distortion of emptying the layer. Where that cannot meet the target it is relaxed
+    halfway towards 1, up to four times, then dropped. ``None`` turns it off.
     """
-    _check_request(sparsity, method, rounds, min_kept_per_output)
+    _check_request(sparsity, method, rounds, min_kept_per_output, max_layer_damage)
     check_distortion(distortion)
     ratio_grid(grid_step)
     work = copy.deepcopy(detach_masked(model))
@@ -205,7 +216,7 @@ def prune(
     total = sum(m.weight.numel() for m in layers.values())
     plan = _Rounds(
         method, sparsity, rounds, calib, grid_step, distortion, buckets, finetune,
-        max_layer_distortion, min_kept_per_output,
+        max_layer_distortion, min_kept_per_output, max_layer_damage,
     )
     solve, curve_time, first_curves = plan.run(work, layers, total, curves)
     work.eval()

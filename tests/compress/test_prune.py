@@ -301,7 +301,8 @@ def test_guard_in_prune_is_relative_to_the_dead_distortion(model, calib):
     ratios = {}
     for guard in (None, 1.0, 0.8):
         res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
-                    max_layer_distortion=guard, min_kept_per_output=0)  # fmt: skip
+                    max_layer_distortion=guard, min_kept_per_output=0,
+                    max_layer_damage=None)  # fmt: skip
         ratios[guard] = res.allocation["blocks.1.conv2"]
         assert abs(res.sparsity - 0.6) < 0.01
     assert ratios[None] == ratios[1.0] == 1.0  # 0.85 dead is under a 1.0 guard
@@ -317,7 +318,8 @@ def test_no_layer_is_emptied_by_default(model, calib):
     curves["blocks.1.conv2"] = np.r_[dead * grid[:9], 0.84 * dead, 0.85 * dead]
     for floor in (1, 3):
         res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
-                    max_layer_distortion=None, min_kept_per_output=floor)  # fmt: skip
+                    max_layer_distortion=None, min_kept_per_output=floor,
+                    max_layer_damage=None)  # fmt: skip
         layers = prunable_layers(res.model)
         for name, layer in layers.items():
             kept = int(torch.count_nonzero(layer.weight))
@@ -334,6 +336,24 @@ def test_floor_is_dropped_only_when_the_target_needs_it():
     # 10 weights in all cannot keep 10 in each layer: the floor is lifted rather than failing
     assert dp_counts(curves, sizes, 10, buckets=10, refine=False, min_kept={"a": 10, "b": 10}) == {
         "a": 0, "b": 0}
+
+
+def test_damage_cap_is_derived_from_each_curve_and_relaxed_only_as_needed():
+    # grid of 4: kept 90, 60, 30, 0; emptying one layer (1.0) is the cheapest sum
+    curves = {"a": np.array([0.0, 0.2, 0.9, 1.0]), "b": np.array([0.0, 0.2, 0.9, 1.0])}
+    sizes = {"a": 90, "b": 90}
+    assert dp_counts(curves, sizes, 90, buckets=90, refine=False) in ({"a": 90, "b": 0}, {"a": 0, "b": 90})
+    # 0.5 x the emptied distortion allows only kept 90 or 60: enough for a target of 150
+    assert dp_counts(curves, sizes, 150, buckets=150, refine=False, damage=0.5) == {"a": 90, "b": 60} or \
+        dp_counts(curves, sizes, 150, buckets=150, refine=False, damage=0.5) == {"a": 60, "b": 90}
+    # a target of 90 needs 30 somewhere: relaxed to 0.9375, which still excludes emptying
+    relaxed = dp_counts(curves, sizes, 90, buckets=90, refine=False, damage=0.5)
+    assert sorted(relaxed.values()) == [30, 60]
+
+
+def test_error_damage_out_of_range(model, calib):
+    with pytest.raises(CompressionError, match="max_layer_damage=1.5"):
+        prune(model, sparsity=0.5, calib=calib, max_layer_damage=1.5)
 
 
 def test_later_rounds_curve_the_remaining_weights_against_the_dense_logits(model, calib):

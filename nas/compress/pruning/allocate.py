@@ -91,6 +91,27 @@ def _refine(curves, kept_grid, picks, slack: int) -> list[int]:
     return kept
 
 
+def _least_kept(dists, kept_grid) -> float:
+    # the fewest weights any allocation can keep with every layer on a finite choice
+    return sum(float(np.min(k[np.isfinite(d)])) if np.isfinite(d).any() else np.inf
+               for k, d in zip(kept_grid, dists, strict=True))  # fmt: skip
+
+
+def _damage_capped(dists, kept_grid, target: int, damage: float) -> list[np.ndarray]:
+    # per layer, exclude every ratio from the first whose distortion exceeds `damage` x the
+    # layer's distortion when emptied; relax halfway to 1 (four times) until the target fits
+    for _ in range(5):
+        capped = []
+        for d in dists:
+            over = np.nonzero(d > damage * d[-1])[0] if d[-1] > 0 else np.array([], dtype=int)
+            cut = max(int(over[0]), 1) if len(over) else len(d)
+            capped.append(np.where(np.arange(len(d)) >= cut, np.inf, d))
+        if _least_kept(capped, kept_grid) <= target:
+            return capped
+        damage = 1.0 - (1.0 - damage) / 2.0
+    return list(dists)
+
+
 def dp_counts(
     curves: dict[str, np.ndarray],
     sizes: dict[str, int],
@@ -101,6 +122,7 @@ def dp_counts(
     refine: bool = True,
     limit: float | None = None,
     min_kept: dict[str, int] | None = None,
+    damage: float | None = None,
 ) -> dict[str, int]:
     """Return kept weights per layer minimising summed distortion with sum(kept) <= target.
 
@@ -109,7 +131,9 @@ def dp_counts(
     times) before the guard is dropped. ``min_kept`` excludes the grid choices that keep fewer
     weights than that in a layer (see ``prune``'s ``min_kept_per_output``): on a grid of step
     s a large layer is then pruned by at most 1 - s; it is dropped only if no allocation
-    meets the target with it.
+    meets the target with it. ``damage`` caps each layer's ratio below the first grid choice whose
+    distortion exceeds that fraction of the layer's distortion when emptied (see ``prune``'s
+    ``max_layer_damage``), relaxed halfway towards 1 (up to four times) until the target fits.
     """
     names = list(sizes)
     missing = [n for n in names if n not in curves]
@@ -124,9 +148,10 @@ def dp_counts(
         # the DP takes as readily as emptying the layer (docs/pruning.md)
         floored = [np.where(k < min(min_kept[n], cap[n]), np.inf, d)
                    for n, k, d in zip(names, kept_grid, dists, strict=True)]  # fmt: skip
-        least = sum(float(np.min(k[np.isfinite(d)])) for k, d in zip(kept_grid, floored, strict=True))
-        if least <= target_kept:
+        if _least_kept(floored, kept_grid) <= target_kept:
             dists = floored
+    if damage is not None:
+        dists = _damage_capped(dists, kept_grid, int(target_kept), damage)
     picks = None
     for _ in range(6 if limit is not None else 0):
         guarded = [np.where(d > limit, np.inf, d) for d in dists]
