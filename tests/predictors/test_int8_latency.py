@@ -191,3 +191,13 @@ def test_search_with_per_layer_quantization_and_predicted_latency(profiles, tmp_
         assert {"latency_ms", "latency_ms_predicted", "latency_ms_measured"} <= set(m)
         assert m["latency_ms"] == m["latency_ms_predicted"] > 0 and m["latency_ms_measured"] > 0
         assert "latency_ms" in t["predicted"]
+
+
+def test_profile_device_with_int8_precision_and_bad_precisions():
+    models = [("w4", _net(4), SHAPE)]
+    prof = profile_device(models, batch_sizes=(1,), time_budget_s=3.0, threads=1,
+                          whole_models=1, seed=0, precisions=("fp32", "int8"))
+    assert prof.precisions == ["fp32", "int8"] and "int8" in prof.meta
+    assert any(m.get("quantized") for m in prof.models)
+    with pytest.raises(HardwareError, match="precisions"):
+        profile_device(models, precisions=("int8",))
