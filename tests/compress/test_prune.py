@@ -349,6 +349,13 @@ def test_damage_cap_is_derived_from_each_curve_and_relaxed_only_as_needed():
     # a target of 90 needs 30 somewhere: relaxed to 0.9375, which still excludes emptying
     relaxed = dp_counts(curves, sizes, 90, buckets=90, refine=False, damage=0.5)
     assert sorted(relaxed.values()) == [30, 60]
+    # with a floor too (which excludes the emptied point the cap is measured from)
+    curves = {"a": np.array([0.0, 0.3, 0.55, 1.0]), "b": np.array([0.0, 0.3, 0.55, 1.0])}
+    floor = {"a": 1, "b": 1}
+    floored = dp_counts(curves, sizes, 120, buckets=120, refine=False, min_kept=floor)
+    assert sorted(floored.values()) == [30, 90]  # 0.55 + 0 beats 0.3 + 0.3
+    both = dp_counts(curves, sizes, 120, buckets=120, refine=False, damage=0.5, min_kept=floor)
+    assert both == {"a": 60, "b": 60}  # 0.55 > 0.5 x 1.0: excluded
 
 
 def test_error_damage_out_of_range(model, calib):

@@ -97,13 +97,14 @@ def _least_kept(dists, kept_grid) -> float:
                for k, d in zip(kept_grid, dists, strict=True))  # fmt: skip
 
 
-def _damage_capped(dists, kept_grid, target: int, damage: float) -> list[np.ndarray]:
-    # per layer, exclude every ratio from the first whose distortion exceeds `damage` x the
-    # layer's distortion when emptied; relax halfway to 1 (four times) until the target fits
+def _damage_capped(dists, raw, kept_grid, target: int, damage: float) -> list[np.ndarray]:
+    # per layer, exclude every ratio from the first whose distortion (on the raw curve, before
+    # any exclusion) exceeds `damage` x the layer's distortion when emptied; relax halfway
+    # towards 1 (four times) until the target fits
     for _ in range(5):
         capped = []
-        for d in dists:
-            over = np.nonzero(d > damage * d[-1])[0] if d[-1] > 0 else np.array([], dtype=int)
+        for d, r in zip(dists, raw, strict=True):
+            over = np.nonzero(r > damage * r[-1])[0] if r[-1] > 0 else np.array([], dtype=int)
             cut = max(int(over[0]), 1) if len(over) else len(d)
             capped.append(np.where(np.arange(len(d)) >= cut, np.inf, d))
         if _least_kept(capped, kept_grid) <= target:
@@ -141,7 +142,7 @@ def dp_counts(
         raise CompressionError(f"no distortion curve for layers {missing}; have {sorted(curves)}")
     cap = max_kept or sizes
     kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
-    dists = [np.asarray(curves[n], dtype=np.float64) for n in names]
+    dists = raw = [np.asarray(curves[n], dtype=np.float64) for n in names]
     if min_kept is not None:
         # choices that would leave a layer fewer weights than its floor are excluded (priced
         # as inf): measured, this beat keeping the floor at the excluded choice's price, which
@@ -151,7 +152,7 @@ def dp_counts(
         if _least_kept(floored, kept_grid) <= target_kept:
             dists = floored
     if damage is not None:
-        dists = _damage_capped(dists, kept_grid, int(target_kept), damage)
+        dists = _damage_capped(dists, raw, kept_grid, int(target_kept), damage)
     picks = None
     for _ in range(6 if limit is not None else 0):
         guarded = [np.where(d > limit, np.inf, d) for d in dists]
