@@ -42,7 +42,7 @@ class SMBO(Searcher):
     def configure(self, n_init: int = 10, acquisition: str = "ei", beta: float = 2.0,
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
                   max_train: int = 300, surrogate: str = "gp", mo: str = "ehvi",
-                  targets: str = "rank,log", ref: str = "predicted", top_every: int = 4,
+                  targets: str = "rank,value", ref: str = "predicted", top_every: int = 4,
                   **rest: Any) -> None:
         super().configure(**rest)
         self.mo, self.targets, self.ref, self.top_every = mo, targets, ref, int(top_every)

@@ -84,8 +84,8 @@ def _true_front_ids() -> set[str]:
 
 
 @pytest.mark.parametrize("settings", [
-    {}, *(pytest.param(s, marks=pytest.mark.slow)  # 10-20 s each on 2 busy cores
-          for s in ({"targets": "rank"}, {"targets": "value"}, {"mo": "hvi"}, {"top_every": 0},
+    {}, *(pytest.param(s, marks=pytest.mark.slow)  # 3-10 s each on 2 busy cores
+          for s in ({"targets": "rank"}, {"targets": "rank,log"}, {"mo": "hvi"}, {"top_every": 0},
                     {"ref": "observed"}))])
 def test_smbo_two_objectives_finds_most_of_the_true_front(settings):
     from nas.search import make_searcher
@@ -93,11 +93,11 @@ def test_smbo_two_objectives_finds_most_of_the_true_front(settings):
     from tests.search.toy import toy_space
 
     s = make_searcher("smbo", toy_space(), list(MO), seed=0, n_init=6, **settings)
-    drive(s, 30)  # of 192
+    drive(s, 20)  # of 192
     found = {o.arch.id for o in s.front()}
     true = _true_front_ids()
-    # a random 30 of 192 would hold a sixth of the true front
-    assert len(found & true) >= 0.5 * len(true)
+    # 9 architectures: random 20 of 192 hold 1-3 of them; smbo (seed 0) 6-8
+    assert len(found & true) >= 0.6 * len(true)
 
 
 def test_smbo_ehvi_batch_is_distinct_and_resumes():
