@@ -3,17 +3,12 @@
 (Accuracy predictors will live beside them in `predictors.accuracy`.)
 """
 
+from predictors.int8_profiler import extend_int8, profile_int8
 from predictors.kernel_ops import build_kernel, kernel_cost, kernel_features
 from predictors.kernels import Kernel, extract_kernels
 from predictors.latency import LatencyPredictor
 from predictors.metrics import flops_baseline, latency_report, noise_ceiling
-from predictors.profiler import (
-    extend_int8,
-    measure_models,
-    profile_device,
-    profile_int8,
-    profile_kernels,
-)
+from predictors.profiler import measure_models, profile_device, profile_kernels
 
 __all__ = [
     "Kernel", "LatencyPredictor", "build_kernel", "extract_kernels", "flops_baseline",

@@ -22,7 +22,7 @@ from nas.errors import HardwareError
 from predictors.kernel_ops import BUILDABLE, build_kernel
 from predictors.kernels import Kernel, extract_kernels
 from predictors.latency import LatencyPredictor
-from predictors.quant_kernels import is_int8, is_quantized_model, quantize_for_prediction
+from predictors.quant_kernels import is_quantized_model
 
 PRECISIONS = ("fp32", "int8")
 
@@ -243,8 +243,8 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
     """Return a DeviceProfile: model kernels, adaptive extra samples and a few whole models.
 
     With "int8" in `precisions` the models are also quantized under random per-layer
-    policies and their int8 kernels and fp32<->int8 transitions are profiled (`profile_int8`,
-    40% of the budget).
+    policies and their int8 kernels and fp32<->int8 transitions are profiled
+    (`predictors.int8_profiler.profile_int8`, 40% of the budget).
     """
     if time_budget_s <= 0:
         raise HardwareError(f"time_budget_s={time_budget_s} is invalid; give seconds > 0")
@@ -256,6 +256,8 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
         prof = profile_device(models, device=device, batch_sizes=batch_sizes,
                               time_budget_s=0.6 * time_budget_s, progress=progress,
                               threads=threads, whole_models=whole_models, seed=seed)
+        from predictors.int8_profiler import extend_int8
+
         return extend_int8(prof, models, time_budget_s=0.4 * time_budget_s, progress=progress,
                            whole_models=whole_models, seed=seed)
     ident = identify(device, threads)
@@ -310,82 +312,3 @@ def _adaptive_rounds(rows: list[dict[str, Any]], left: Callable[[], float], devi
         round_no += 1
         report(len(extra), None, f"adaptive round {round_no}: {len(extra)} extra samples")
     return extra
-
-
-# ---- int8 kernels and transitions ---------------------------------------------------------
-
-def random_policies(model: nn.Module, n: int, seed: int) -> list[dict[str, str]]:
-    """Return `n` seeded random per-layer policies for `model`, the first one all-int8."""
-    from nas.compress.quantize import quantizable_layers
-
-    rng = random.Random(seed)
-    layers = quantizable_layers(model)
-    out: list[dict[str, str]] = []
-    for j in range(n):
-        share = 1.0 if j == 0 else rng.random()  # mixes from mostly-fp32 to mostly-int8
-        out.append({name: "int8" if rng.random() < share else "fp32" for name in layers})
-    return out
-
-
-def quantized_models(models: Sequence[Any], policies: int = 2,
-                     seed: int = 0) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
-    """Return (name, FX int8 model, input_shape) for `policies` random policies of each model."""
-    out = []
-    for i, item in enumerate(models):
-        name, model, shape = _unpack(item)
-        for j, policy in enumerate(random_policies(model, policies, seed + 7919 * i)):
-            if all(v == "fp32" for v in policy.values()):
-                continue
-            qmodel = quantize_for_prediction(model, policy, shape)
-            out.append((f"{name or f'model{i}'}~q{j}", qmodel, shape))
-    return out
-
-
-def profile_int8(models: Sequence[Any], *, device: str = "cpu",
-                 batch_sizes: Sequence[int] = (1, 32), time_budget_s: float = 60.0,
-                 progress: Progress | None = None, threads: int | None = None,
-                 whole_models: int = 8, policies: int = 2, seed: int = 0
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Return (kernel rows, whole-model rows) of int8 kernels and fp32<->int8 transitions.
-
-    Each model is quantized under `policies` random per-layer policies (the first all-int8);
-    the kernels its FX int8 version runs that float profiling does not cover (int8 ones,
-    quantize / dequantize, fp32 ops on channels-last tensors) are timed standalone, then a
-    few of the int8 models whole, for the int8 correction.
-    """
-    if device != "cpu":
-        raise HardwareError(f"int8 kernels run on the CPU only; device={device!r} has none")
-    report = progress or (lambda *a: None)
-    qmodels = quantized_models(models, policies, seed)
-    kernels = [k for _, q, shape in qmodels for k in extract_kernels(q, shape)
-               if is_int8(k) or k.config.get("nhwc")]
-    start = time.monotonic()
-    left = lambda: time_budget_s - (time.monotonic() - start)  # noqa: E731
-    report(0, None, f"{len(kernels)} int8-model kernels from {len(qmodels)} int8 models")
-    rows = profile_kernels(kernels, device=device, batch_sizes=batch_sizes, threads=threads,
-                           seed=seed, time_budget_s=0.7 * time_budget_s,
-                           progress=lambda d, t, m: report(d, None, "int8 kernels: " + m))
-    order = random.Random(seed).sample(range(len(qmodels)), min(whole_models, len(qmodels)))
-    whole = measure_models([qmodels[i] for i in order], device=device, batch_sizes=batch_sizes,
-                           threads=threads, time_budget_s=max(1.0, left()))
-    report(len(rows), None, f"{len(rows)} int8 kernel and {len(whole)} int8 model timings")
-    return rows, whole
-
-
-def extend_int8(profile: DeviceProfile, models: Sequence[Any], *, time_budget_s: float = 60.0,
-                progress: Progress | None = None, whole_models: int = 8, policies: int = 2,
-                seed: int = 0) -> DeviceProfile:
-    """Return `profile` with int8 rows (see `profile_int8`) added; its float rows are kept."""
-    ident = profile.identity
-    threads = ident.threads if ident.kind == "cpu" else None
-    batch_sizes = profile.meta.get("batch_sizes") or sorted(
-        {int(r["batch_size"]) for r in profile.measurements}) or [1, 32]
-    rows, whole = profile_int8(models, device="cpu", batch_sizes=batch_sizes,
-                               time_budget_s=time_budget_s, progress=progress, threads=threads,
-                               whole_models=whole_models, policies=policies, seed=seed)
-    keep = [r for r in profile.measurements if not is_int8(Kernel(r["kind"], r["config"]))
-            and not r["config"].get("nhwc")]  # a new int8 profile replaces an old one
-    old_models = [m for m in profile.models if not m.get("quantized")]
-    meta = {**profile.meta, "int8": {"time_budget_s": time_budget_s, "policies": policies,
-                                     "seed": seed, "n_models": len(models)}}
-    return DeviceProfile(ident, keep + rows, old_models + whole, meta)

@@ -12,8 +12,8 @@ from hardware import DeviceProfile
 from nas.compress.quantize import apply_policy
 from nas.errors import HardwareError
 from predictors import LatencyPredictor, build_kernel, extract_kernels, profile_device
+from predictors.int8_profiler import extend_int8
 from predictors.kernels import Kernel
-from predictors.profiler import extend_int8
 from predictors.quant_analysis import agreement
 from predictors.quant_kernels import is_int8
 from tests.cli.test_cli import nas
