@@ -147,6 +147,9 @@ def test_int8_profile_rows_learn_int8_kinds_and_transitions(profiles):
     # the float rows are kept as they were, and int8 whole models are marked
     assert [r for r in both.measurements if r in float_only.measurements] == float_only.measurements
     assert any(m.get("quantized") for m in both.models)
+    # the int8 rows were put on the float rows' scale by float anchors timed around them
+    assert set(both.meta["int8"]["anchor_scale"]) == {"1", "4"}
+    assert all(0.5 <= v <= 2.0 for v in both.meta["int8"]["anchor_scale"].values())
     fitted = LatencyPredictor().fit(both)
     assert fitted.has_int8_ and "conv@int8" in fitted.models_ and "quantize" in fitted.models_
 
@@ -201,3 +204,12 @@ def test_profile_device_with_int8_precision_and_bad_precisions():
     assert any(m.get("quantized") for m in prof.models)
     with pytest.raises(HardwareError, match="precisions"):
         profile_device(models, precisions=("int8",))
+
+
+def test_anchor_scale_is_the_median_of_profiled_over_now_per_batch():
+    from predictors.int8_profiler import _scale_to
+
+    anchors = [{"batch_size": 1, "median_ms": m} for m in (2.0, 4.0, 6.0)] + [
+        {"batch_size": 32, "median_ms": 10.0}]
+    scale = _scale_to(anchors, [1.0, 2.0, None, 50.0], [1.0, 2.0, 2.0, None])
+    assert scale == {1: 2.0, 32: 0.5}  # 3.0 at batch 1 has one timing; 0.2 is clipped
