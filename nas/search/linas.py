@@ -40,6 +40,7 @@ class LINAS(Searcher):
         self._flat: bool | None = None  # every decision always active: genes map straight to values
         # the SMBO searcher lends its encoder and GP fitting (same space, objectives and seed)
         self._model = SMBO(self.space, self.objectives, seed=self.seed, n_init=2)
+        self._model.refit_point = refit_point  # type: ignore[method-assign]
 
     def settings(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "batch": self.batch, "pop_size": self.pop_size,
@@ -114,3 +115,18 @@ class LINAS(Searcher):
                 if len(picked) >= self.batch:
                     return picked
         return picked
+
+
+def refit_point(n: int) -> int:
+    """Return the training-set size whose GP hyperparameters serve n trials in LINAS.
+
+    SMBO's schedule (every trial up to 30, then every ~10 %) up to 300 trials, then every 25 %:
+    beyond 300 the GPs see 300 trials anyway, and a refit (two marginal-likelihood fits) costs more
+    than a whole round. A function of n alone, so a restore refits at the same points.
+    """
+    if n <= 300:
+        return SMBO.refit_point(n)
+    r = 300
+    while r * 1.25 <= n:
+        r = int(r * 1.25)
+    return r

@@ -167,6 +167,10 @@ class SMBO(Searcher):
         r = self.refit_point(len(z))
         gp = GP(self._groups())
         key = (j, r)
+        if key not in self._params and rows is not None:
+            # the same hyperparameters as below, without the full fit that would follow them
+            rng = np.random.default_rng([self.seed, j, r])
+            self._params[key] = gp._fit_params(X[:r], normal_scores_prefix(z, r), rng)
         if key not in self._params:  # fitted on the first r points: the same after a restore
             rng = np.random.default_rng([self.seed, j, r])
             self._params[key] = gp.fit(X[:r], normal_scores_prefix(z, r), rng=rng).log_params
