@@ -340,7 +340,7 @@ def extract_kernels(model: nn.Module, input_shape: tuple[int, ...],
     is decomposed as it is. `int8_method` "analyse" replays the FX backend's rules on the float
     trace (`predictors.quant_analysis`); "convert" quantizes the model (random calibration) and
     reads the converted graph, exact by construction. On 52 quantized VGG pairs both gave the
-    same kernels every time, "analyse" in 68 ms and "convert" in 606 ms per pair.
+    same kernels every time, "analyse" about 9x faster (e.g. 51 vs 464 ms per pair).
     """
     from predictors import quant_kernels as qk
 
