@@ -94,8 +94,8 @@ class PredictedLatency:
 
 
 def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: Sequence[Objective],
-                    constraints: Sequence[Constraint], *, device: str = "cpu", batch_size: int = 1
-                    ) -> list[TrialRecord]:
+                    constraints: Sequence[Constraint], *, device: str = "cpu", batch_size: int = 1,
+                    threads: int | None = None) -> list[TrialRecord]:
     """Measure the latency of the study's final front and store it; return the updated front."""
     from hardware import measure_latency
     from nas.export import load_weights
@@ -112,7 +112,8 @@ def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: 
         if space.quantization:
             model = as_quantized(model, space, Architecture(t.architecture))
             device = "cpu" if model is not None and _is_int8(model) else device
-        ms = measure_latency(model, space.input_shape, batch_size=batch_size, device=device)
+        ms = measure_latency(model, space.input_shape, batch_size=batch_size, device=device,
+                             threads=threads)
         updated.append(store.add_metrics(t.id, {"latency_ms_measured": ms}))
     return updated
 

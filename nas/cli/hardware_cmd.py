@@ -36,6 +36,8 @@ def profile(
         "search_spaces.convnet:space"],
     samples: Annotated[int, typer.Option(help="architectures sampled per space")] = 20,
     batch: Annotated[list[int], typer.Option(help="batch size, repeatable")] = [1, 32],
+    threads: Annotated[int, typer.Option(help="CPU threads (searches measure and predict with 1 by "
+                                         "default: the steadiest figure on a shared machine)")] = 1,
     time_budget: Annotated[float, typer.Option(help="minutes of measuring")] = 5.0,
     out: Annotated[Path | None, typer.Option(help="profile JSON (default hardware/profiles/<device>.json)")
                    ] = None,
@@ -50,6 +52,8 @@ def profile(
 
     if extend and not int8:
         raise NasError("--extend adds int8 measurements to a profile; give it with --int8")
+    if threads < 1:
+        raise NasError(f"--threads {threads}: give a positive thread count")
     models = []
     for ref in space:
         sp = load_space(ref)
@@ -59,13 +63,14 @@ def profile(
         task = bar.add_task(f"profiling {device} for {time_budget:g} min", total=None)
         report = lambda done, total, msg: bar.update(task, description=msg)  # noqa: E731
         if extend:
-            prof = extend_int8(DeviceProfile.load(out or profile_path(device)), models,
+            prof = extend_int8(DeviceProfile.load(out or profile_path(device, threads)), models,
                                time_budget_s=time_budget * 60, progress=report, seed=seed)
         else:
             prof = profile_device(models, device=device, batch_sizes=tuple(batch),
                                   time_budget_s=time_budget * 60, seed=seed, progress=report,
+                                  threads=threads if device == "cpu" else None,
                                   precisions=("fp32", "int8") if int8 else ("fp32",))
-    path = prof.save(out or (profile_path(device) if extend else None))
+    path = prof.save(out or (profile_path(device, threads) if extend else None))
     # the store keeps the full device identity with every raw measurement
     rows = [{**r, "device": prof.identity.to_json()} for r in prof.measurements]
     if extend:  # only the new rows go to the store; the float ones are there already
@@ -84,6 +89,8 @@ def latency(
     space_arg: Annotated[list[str], typer.Option(help="argument of the space function, key=value")] = [],
     batch: Annotated[int, typer.Option(help="batch size")] = 1,
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    threads: Annotated[int, typer.Option(help="CPU threads (searches measure and predict with 1 by "
+                                         "default: the steadiest figure on a shared machine)")] = 1,
     profile: Annotated[Path | None, typer.Option(help="device profile (default: this device's)")] = None,
     measure: Annotated[bool, typer.Option("--measure", help="also measure it (median of repeats)")] = False,
 ) -> None:
@@ -92,7 +99,7 @@ def latency(
         a = sp.validate(Architecture.from_json(arch))
     except json.JSONDecodeError as e:
         raise NasError(f"--arch is not JSON: {e}") from e
-    model = LatencyModel(sp, profile or profile_path(device), batch)
+    model = LatencyModel(sp, profile or profile_path(device, threads), batch)
     predicted = model.predict(a)
     line = f"predicted {predicted:.3f} ms"
     if measure:
@@ -103,6 +110,7 @@ def latency(
             from nas.latency import as_quantized
 
             built = as_quantized(built, sp, a)
-        measured = measure_latency(built, sp.input_shape, batch_size=batch, device=device)
+        measured = measure_latency(built, sp.input_shape, batch_size=batch, device=device,
+                                   threads=threads if device == "cpu" else None)
         line += f", measured {measured:.3f} ms ({(predicted - measured) / measured:+.1%})"
     console.print(f"{a.id} at batch {batch} on {device}: {line}")

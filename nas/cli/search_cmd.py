@@ -61,6 +61,9 @@ def search_command(
         help="predicted (from this device's profile, see nas profile) | measured: how latency_ms "
              "objectives and constraints are evaluated; the final front is always measured")] = "predicted",
     latency_batch: Annotated[int, typer.Option(help="batch size of latency figures")] = 1,
+    latency_threads: Annotated[int, typer.Option(
+        help="CPU threads of latency figures (measured, and the profile predicted from): 1 is the "
+             "steadiest on a shared machine; match how the model will be served")] = 1,
     profile: Annotated[str | None, typer.Option(help="device profile JSON (default: this device's)")] = None,
     prune: Annotated[float | None, typer.Option(
         help="prune every trained candidate to this sparsity and record pruned_accuracy, sparsity")] = None,
@@ -80,7 +83,9 @@ def search_command(
     if latency not in ("predicted", "measured"):
         raise NasError(f"--latency {latency!r}: valid are predicted, measured")
     predicted_latency = uses_latency(objs, cons) and latency == "predicted" and not is_table
-    extra: dict = {} if is_table else {"latency_batch": latency_batch,
+    if latency_threads < 1:
+        raise NasError(f"--latency-threads {latency_threads}: give a positive thread count")
+    extra: dict = {} if is_table else {"latency_batch": latency_batch, "latency_threads": latency_threads,
                                        "measure_latency": not predicted_latency}
     if max_train is not None and not is_table:
         extra["max_train"] = max_train
@@ -101,7 +106,7 @@ def search_command(
                                    structured=prune_structured, profile=profile)
     estimate = None
     if predicted_latency:
-        model = LatencyModel(sp, profile or profile_path(device), latency_batch)
+        model = LatencyModel(sp, profile or profile_path(device, latency_threads), latency_batch)
         model.predict(sp.sample(seed))  # a missing profile is reported now, before any training
         evaluator, estimate = PredictedLatency(evaluator, model), model.estimate
     name = study or f"{sp.name or space.rpartition(':')[2]}-{searcher}-{seed}"
@@ -115,7 +120,7 @@ def search_command(
                         space_ref=space, space_args=space_args, on_progress=update, estimate=estimate)
     _report(result, db)
     if uses_latency(objs, cons) and not is_table:
-        _remeasure(result, sp, device, latency_batch, db)
+        _remeasure(result, sp, device, latency_batch, latency_threads, db)
 
 
 def _quantization(granularity: str, device: str) -> dict:
@@ -150,12 +155,13 @@ class _progress_view:  # noqa: N801 - used as a context manager
         self.bar.update(self.task, completed=p.done, status=status)
 
 
-def _remeasure(result, sp, device: str, batch: int, db: str) -> None:
+def _remeasure(result, sp, device: str, batch: int, threads: int, db: str) -> None:
     """Measure the final front's latency again and show it beside the figure the search used."""
     front = remeasure_front(Store.open(db), result.study, sp, result.objectives, result.constraints,
-                            device=device, batch_size=batch)
+                            device=device, batch_size=batch, threads=threads)
     bounds = [c for c in result.constraints if c.name == "latency_ms"]
-    console.print(f"final front re-measured on {device} at batch {batch}:")
+    console.print(f"final front re-measured on {device} at batch {batch}"
+                  f"{f', {threads} thread(s)' if device == 'cpu' else ''}:")
     for t in front:
         measured = t.metrics["latency_ms_measured"]
         ok = all(c.satisfied({"latency_ms": measured}) for c in bounds)

@@ -70,7 +70,8 @@ def _flat_tensors(prefix: str, value) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def measure_latency_ms(
-    model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, device: str = "cpu"
+    model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, device: str = "cpu",
+    threads: int | None = None,
 ) -> float:
     """Return the median latency in ms measured by ``hardware.measure_latency``.
 
@@ -80,7 +81,8 @@ def measure_latency_ms(
         from hardware.timing import measure_latency  # lazy: hardware is an optional sibling
     except ImportError as e:
         raise ImportError(LATENCY_UNAVAILABLE) from e
-    return float(measure_latency(model, input_shape, batch_size=batch_size, device=device))
+    return float(measure_latency(model, input_shape, batch_size=batch_size, device=device,
+                                 threads=threads))
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -206,5 +206,6 @@ class QuantEvaluator:
                    "size_mb": serialized_size_mb(qmodel, example)}
         if self.measure_latency:
             metrics["latency_ms"] = measure_latency_ms(
-                qmodel, splits.input_shape, batch_size=self.latency_batch, device=dev)
+                qmodel, splits.input_shape, batch_size=self.latency_batch, device=dev,
+                threads=getattr(self.base, "latency_threads", None))
         return metrics

@@ -24,7 +24,9 @@ class TrainEvaluator:
 
     Metrics: ``accuracy`` / ``loss`` (validation, final epoch; accuracy as a fraction in
     [0, 1]), ``test_accuracy``, ``params``, ``flops``, ``size_mb``, ``train_seconds`` and, when
-    ``measure_latency``, ``latency_ms`` (median, at ``latency_batch``, on ``config.device``).
+    ``measure_latency``, ``latency_ms`` (median, at ``latency_batch``, on ``config.device``,
+    with ``latency_threads`` CPU threads: one by default, the steadiest figure on a busy machine,
+    where a multi-threaded forward pass waits on preempted threads).
     The data are loaded on first use and kept on the instance; their split depends on
     ``data_seed`` only, so every trial of a study sees the same validation set.
     """
@@ -38,6 +40,7 @@ class TrainEvaluator:
         data_dir: str | None = None,
         config: TrainConfig = TrainConfig(),
         latency_batch: int = 1,
+        latency_threads: int | None = 1,
         measure_latency: bool = True,
         max_train: int | None = None,
         data_seed: int = 0,
@@ -46,6 +49,7 @@ class TrainEvaluator:
         self.data_dir = data_dir
         self.config = config
         self.latency_batch = latency_batch
+        self.latency_threads = latency_threads
         self.measure_latency = measure_latency
         self.max_train = max_train
         self.data_seed = data_seed
@@ -77,6 +81,7 @@ class TrainEvaluator:
             "max_train": self.max_train,
             "data_seed": self.data_seed,
             "latency_batch": self.latency_batch,
+            "latency_threads": self.latency_threads,
             "measure_latency": self.measure_latency,
             "config": dataclasses.asdict(self.config),
         }
@@ -115,7 +120,7 @@ class TrainEvaluator:
             try:
                 metrics["latency_ms"] = measure_latency_ms(
                     model, splits.input_shape, batch_size=self.latency_batch,
-                    device=config.device,
+                    device=config.device, threads=self.latency_threads,
                 )
             except ImportError as e:
                 # Say so loudly but keep the trial: every other metric is good.

@@ -37,3 +37,30 @@ def test_missing_profile_is_a_clear_error_before_training(tmp_path):
     proc = nas("search", "search_spaces.convnet:space", "--constraint", "latency_ms<=5", "--profile",
                str(tmp_path / "none.json"), "--db", str(tmp_path / "x.db"), check=False)
     assert proc.returncode == 2 and "run `nas profile" in proc.stderr
+
+
+def test_latency_figures_use_one_thread_and_its_profile_by_default(tmp_path):
+    # Without --profile a search predicts from this device's 1-thread profile, the figure it measures.
+    from nas.latency import profile_path
+
+    proc = nas("search", "search_spaces.convnet:space", "--constraint", "latency_ms<=5", "--db",
+               str(tmp_path / "x.db"), "--latency-threads", "3", check=False)
+    assert proc.returncode == 2 and profile_path("cpu", 3).name in proc.stderr
+    assert "-3t-" in profile_path("cpu", 3).name
+    bad = nas("search", "search_spaces.convnet:space", "--latency-threads", "0", "--db",
+              str(tmp_path / "y.db"), check=False)
+    assert bad.returncode == 2 and "--latency-threads 0" in bad.stderr
+
+
+def test_trained_candidates_are_measured_with_the_requested_threads():
+    import torch
+
+    from nas.evaluate.training import TrainEvaluator
+
+    ev = TrainEvaluator("digits")
+    assert ev.latency_threads == 1 and ev.describe()["latency_threads"] == 1
+    before = torch.get_num_threads()
+    from nas.evaluate.model_metrics import measure_latency_ms
+
+    ms = measure_latency_ms(torch.nn.Linear(64, 10), (64,), threads=1)
+    assert ms > 0 and torch.get_num_threads() == before  # fixed while measuring, then restored
