@@ -82,7 +82,11 @@ def search_command(
                                                  optimizer=optimizer, seed=seed, device=device)
     if latency not in ("predicted", "measured"):
         raise NasError(f"--latency {latency!r}: valid are predicted, measured")
-    predicted_latency = uses_latency(objs, cons) and latency == "predicted" and not is_table
+    # Channel pruning changes the latency after training: the pruned model is always measured,
+    # and a prediction of the dense architecture would stand in for the wrong model.
+    channel_pruned = prune is not None and prune_structured
+    predicted_latency = (uses_latency(objs, cons) and latency == "predicted"
+                         and not (is_table or channel_pruned))
     if latency_threads < 1:
         raise NasError(f"--latency-threads {latency_threads}: give a positive thread count")
     extra: dict = {} if is_table else {"latency_batch": latency_batch, "latency_threads": latency_threads,
@@ -119,7 +123,7 @@ def search_command(
                         searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
                         space_ref=space, space_args=space_args, on_progress=update, estimate=estimate)
     _report(result, db)
-    if uses_latency(objs, cons) and not is_table:
+    if uses_latency(objs, cons) and not (is_table or channel_pruned):  # pruned: measured already
         _remeasure(result, sp, device, latency_batch, latency_threads, db)
 
 

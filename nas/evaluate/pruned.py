@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hardware.timing import cpu_threads
 from nas.compress.prune import METHODS, prune, prune_channels
 from nas.compress.pruning.latency import (
     LatencyTable,
@@ -192,7 +193,12 @@ class PruneEvaluator:
             return Path(self.profile)
         from nas.latency import profile_path
 
-        return profile_path(self.base.config.device if self.base.config.device != "auto" else "cpu")
+        device = self.base.config.device if self.base.config.device != "auto" else "cpu"
+        return profile_path(device, self._threads())
+
+    def _threads(self) -> int | None:
+        """Return the CPU threads latency is predicted and timed with (the base evaluator's)."""
+        return getattr(self.base, "latency_threads", None)
 
     def _use_predictor(self) -> bool:
         return self.latency == "predicted" or (self.latency == "auto" and self._profile_path().is_file())
@@ -211,14 +217,15 @@ class PruneEvaluator:
             # misses (two adjacent narrowed groups shrink the conv between them twice)
             return fn, lambda m: float(predictor.predict(m, shape, batch)), "predictor"
         table = measure_channel_latency(model, example, repeats=LATENCY_REPEATS)
-        return table, _relative_timer(model, example, table), "measured table"
+        return table, _relative_timer(model, example, table, self._threads()), "measured table"
 
     def _prune_channels(self, model: nn.Module, seed: int, metrics: dict[str, float],
                         extra: dict[str, Any]) -> PruneResult:
         """Return the channel-pruned model under (1 - sparsity) x the dense latency."""
         splits = self.base.splits()
         example = splits.x_train[: self.base.latency_batch].to("cpu")
-        latency_fn, measure, source = self._latency_model(model, example)
+        with cpu_threads(self._threads()):  # a measured table is timed as the search times
+            latency_fn, measure, source = self._latency_model(model, example)
         budget = (1.0 - float(self.sparsity)) * latency_fn.full_ms
         fastest = latency_fn.base_ms + sum(latency_fn(g, 1) for g in _group_names(latency_fn))
         # A tiny model's fixed cost can exceed the asked fraction: then prune to the fastest
@@ -230,8 +237,9 @@ class PruneEvaluator:
                                 base_ms=latency_fn.base_ms, calib=self._calib(), method=self.method,
                                 finetune=self._finetune(seed), measure=measure,
                                 calibrate_rounds=8 if source == "predictor" else 4)  # fmt: skip
-        dense_ms, pruned_ms = (float(np.median(s)) for s in latency_samples(
-            [model, result.model.eval()], example, LATENCY_REPEATS))  # fmt: skip
+        with cpu_threads(self._threads()):
+            samples = latency_samples([model, result.model.eval()], example, LATENCY_REPEATS)
+        dense_ms, pruned_ms = (float(np.median(s)) for s in samples)
         metrics["latency_ms"], metrics["latency_ms_dense"] = pruned_ms, dense_ms
         metrics["latency_ratio"] = pruned_ms / dense_ms
         if source == "predictor":
@@ -258,13 +266,15 @@ def _computed_tensors(model: nn.Module) -> list[torch.Tensor]:
     return out
 
 
-def _relative_timer(dense: nn.Module, example: torch.Tensor,
-                    table: LatencyTable) -> Callable[[nn.Module], float]:
+def _relative_timer(dense: nn.Module, example: torch.Tensor, table: LatencyTable,
+                    threads: int | None = None) -> Callable[[nn.Module], float]:
     """Return ``measure(model) -> ms`` on the table's scale, timed beside the dense model."""
 
     def measure(candidate: nn.Module) -> float:
         # the load here drifts within minutes: time against the dense model in the same run
-        dense_ms, ms = (min(s) for s in latency_samples([dense, candidate], example, LATENCY_REPEATS))
+        with cpu_threads(threads):
+            samples = latency_samples([dense, candidate], example, LATENCY_REPEATS)
+        dense_ms, ms = (min(s) for s in samples)
         return table.full_ms * ms / dense_ms
 
     return measure

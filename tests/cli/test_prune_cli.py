@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import subprocess
 from pathlib import Path
@@ -13,25 +11,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nas.cli import main
 from nas.evaluate import load_dataset
+from tests.cli.test_cli import nas as run_nas
 
 ROOT = Path(__file__).resolve().parents[2]
 NB201_TABLE = ROOT.parent / "shared" / "benchmarks" / "nb201" / "nb201_combined.csv.gz"
 
 
 def nas(*args: str) -> subprocess.CompletedProcess:
-    """Return the exit status and output of `nas ARGS`, run in this process (as tests/cli/test_cli.py)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    """Return the exit status and output of `nas ARGS`, run in this process; failures are returned."""
+    return run_nas(*args, check=False)
 
 
 def ok(*args: str) -> str:
-    proc = nas(*args)
-    assert proc.returncode == 0, f"nas {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    return run_nas(*args).stdout
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +134,18 @@ def test_structured_with_an_unknown_latency_source_is_an_error(study):
     db, _ = study
     proc = nas("prune", "d", "0", "--structured", "--latency", "guessed", "--db", db)
     assert proc.returncode == 2 and "latency='guessed' is unknown" in proc.stderr
+
+
+def test_a_channel_pruned_search_keeps_the_measured_pruned_latency(tmp_path):
+    # A latency objective with --prune-structured: the figure is the pruned model's, measured,
+    # never the dense architecture's prediction, and the front is not re-timed as dense models.
+    db = str(tmp_path / "s.db")
+    out = ok("search", "search_spaces.vgg:space", "--space-arg", "input_shape=[1,8,8]",
+             "--space-arg", "widths=[[16],[32]]", "--space-arg", "depths=[1]", "--dataset", "digits",
+             "--epochs", "1", "--budget", "1", "--objective", "accuracy:max", "--objective",
+             "latency_ms:min", "--prune", "0.5", "--prune-structured", "--db", db, "--study", "p")
+    assert "re-measured" not in out
+    (t,) = json.loads(ok("trials", "p", "--db", db, "--format", "json"))
+    assert "latency_ms" not in t["predicted"]
+    assert t["metrics"]["latency_ms"] == pytest.approx(t["metrics"]["latency_ms_dense"]
+                                                       * t["metrics"]["latency_ratio"])
