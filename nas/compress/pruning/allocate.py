@@ -73,7 +73,8 @@ def _refine(curves, kept_grid, picks, slack: int) -> list[int]:
             if j == 0:
                 continue
             dk = int(kept_grid[i][j - 1] - kept_grid[i][j])
-            slope = (curves[i][j - 1] - curves[i][j]) / dk if dk > 0 else -np.inf
+            with np.errstate(invalid="ignore"):  # inf - inf: a guarded pair, handled below
+                slope = (curves[i][j - 1] - curves[i][j]) / dk if dk > 0 else -np.inf
             if np.isnan(slope) or slope == np.inf:
                 # a guarded (inf) or non-monotone neighbour: keeping more weights of a layer never
                 # hurts, so it stays a candidate, last in line, and the target is still met
