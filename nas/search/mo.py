@@ -20,7 +20,6 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from nas.search.gp import GP, expected_improvement, normal_scores
-from nas.search.mutation import random_unseen
 from nas.space import Architecture
 
 if TYPE_CHECKING:
@@ -169,15 +168,10 @@ def _axis(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: floa
 
 def propose_ehvi(s: SMBO) -> Architecture:
     """Return SMBO's next two-objective candidate: the unseen one of largest EHVI."""
-    rng = s.step_rng()
-    seen = s.seen()
-    archs, y = s._training_set()
-    if len(archs) < s.n_init or len(np.unique(y[:, 0])) < 2:
-        return random_unseen(s.space, rng, seen)
-    order = np.argsort(-y.sum(1))[:10]
-    cands, Xc = s._candidates(rng, seen, [archs[i] for i in order])
-    if not cands:
-        return random_unseen(s.space, rng, seen)
+    draft = s.draft()
+    if isinstance(draft, Architecture):
+        return draft
+    _, archs, y, cands, Xc = draft
     X = s._encode(archs)
     kinds = s.targets.split(",") * (2 if "," not in s.targets else 1)
     keep, pending = s._subset(y), list(s.pending.values())

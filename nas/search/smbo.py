@@ -179,9 +179,10 @@ class SMBO(Searcher):
             X, z = X[rows], z[rows]
         return gp.fit(X, z, refit=False)
 
-    def propose(self) -> Architecture:
-        if len(self.objectives) == 2 and self.mo == "ehvi" and self.surrogate == "gp":
-            return propose_ehvi(self)
+    def draft(self) -> Architecture | tuple:
+        """Return (rng, trials' archs, their objectives, candidates, candidates' encoding) for a
+        model-based ask, or a random unseen Architecture while it is too early for a model (under
+        n_init trials, one distinct value) or no candidate is left."""
         rng = self.step_rng()
         seen = self.seen()
         archs, y = self._training_set()
@@ -191,6 +192,15 @@ class SMBO(Searcher):
         cands, Xc = self._candidates(rng, seen, [archs[i] for i in order])
         if not cands:
             return random_unseen(self.space, rng, seen)
+        return rng, archs, y, cands, Xc
+
+    def propose(self) -> Architecture:
+        if len(self.objectives) == 2 and self.mo == "ehvi" and self.surrogate == "gp":
+            return propose_ehvi(self)
+        draft = self.draft()
+        if isinstance(draft, Architecture):
+            return draft
+        rng, archs, y, cands, Xc = draft
         X = self._encode(archs)
         pending = list(self.pending.values())
         means, stds, zs = [], [], []

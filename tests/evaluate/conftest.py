@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 from nas.evaluate import DataSplits, load_dataset
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # Two cores shared by several agents: one thread keeps timings sane and results exact.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

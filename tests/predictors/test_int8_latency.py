@@ -37,12 +37,7 @@ def _counts(kernels: list[Kernel]) -> dict[str, int]:
     return {kind: sum(k.kind == kind for k in kernels) for kind in ("quantize", "dequantize")}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 METHODS = ("convert", "analyse")

@@ -49,7 +49,8 @@ def test_bool_is_not_an_int_option():
 def test_label_reused_with_different_options():
     sp = S.Space(S.sequential(S.conv2d(S.choice("w", [4, 8]), 1), S.conv2d(S.choice("w", [4, 16]), 1)),
                  input_shape=(1, 4, 4))
-    with pytest.raises(SpaceError, match=r"label 'w' is reused with different options: \[4, 8\] and \[4, 16\]"):
+    reused = r"label 'w' is reused with different options: \[4, 8\] and \[4, 16\]"
+    with pytest.raises(SpaceError, match=reused):
         sp.sample(0)
 
 
@@ -61,7 +62,8 @@ def test_linear_after_an_image_without_flatten():
 
 def test_parallel_branches_that_disagree():
     sp = S.Space(S.parallel(S.conv2d(4, 3), S.conv2d(8, 3)), input_shape=(1, 8, 8))
-    with pytest.raises(SpaceError, match=r"parallel\(merge='sum'\) branches give shapes \[\(4, 8, 8\), \(8, 8, 8\)\]"):
+    shapes = r"parallel\(merge='sum'\) branches give shapes \[\(4, 8, 8\), \(8, 8, 8\)\]"
+    with pytest.raises(SpaceError, match=shapes):
         sp.build({})
 
 
@@ -108,7 +110,8 @@ def test_invalid_labels_and_option_types():
 
 
 def test_value_choice_used_as_a_part_and_part_used_as_an_argument():
-    with pytest.raises(SpaceError, match=r"choice 'k' has plain values \(\[1, 2\]\); it can only be an argument"):
+    plain = r"choice 'k' has plain values \(\[1, 2\]\); it can only be an argument"
+    with pytest.raises(SpaceError, match=plain):
         S.sequential(S.choice("k", [1, 2]))
     with pytest.raises(SpaceError, match=r"conv2d\(kernel_size=...\): got a space part"):
         S.conv2d(4, S.relu())
