@@ -125,16 +125,14 @@ def as_quantized(model: Any, space: Space, arch: Architecture) -> Any:
     """
     import torch
 
-    from nas.compress.quantize import apply_policy, default_backend
+    from nas.compress.quantize import apply_policy, complete_policy, default_backend
 
-    x = torch.randn((16, *space.input_shape), generator=torch.Generator().manual_seed(0))
-    policy = dict(space.quant_policy(arch))
+    policy = space.quant_policy(arch)
     if not policy:
         return model
-    from nas.compress.quantize import quantizable_layers
-
-    full = {name: policy.get(name, "fp32") for name in quantizable_layers(model)}
-    return apply_policy(model.eval(), full, example_input=x[:1], calib=x, backend=default_backend())
+    x = torch.randn((16, *space.input_shape), generator=torch.Generator().manual_seed(0))
+    return apply_policy(model.eval(), complete_policy(model, policy), example_input=x[:1], calib=x,
+                        backend=default_backend())
 
 
 def _is_int8(model: Any) -> bool:

@@ -307,16 +307,21 @@ def _fuse(events: list[tuple[Kernel, list[int], int]]) -> list[Kernel]:
     return fused + calls
 
 
-def _trace(model: nn.Module, x: torch.Tensor) -> list[Kernel]:
+def run_traced(model: nn.Module, x: torch.Tensor, handles: list[Any] | None = None) -> _Trace:
+    """Return the trace of one forward pass of `model` on `x`; all hooks (also `handles`) removed."""
     trace = _Trace()
-    handles = _hook(model, trace)
+    handles = [*(handles or []), *_hook(model, trace)]
     try:
         with torch.inference_mode(), trace:
             model(x)
     finally:
         for h in handles:
             h.remove()
-    return _fuse(trace.events)
+    return trace
+
+
+def _trace(model: nn.Module, x: torch.Tensor) -> list[Kernel]:
+    return _fuse(run_traced(model, x).events)
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:

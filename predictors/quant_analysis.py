@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from predictors.kernels import _LAYOUT_SENSITIVE, Kernel, _hook, _meta_copy, _Trace
+from predictors.kernels import _LAYOUT_SENSITIVE, Kernel, _meta_copy, run_traced
 
 # What the FX backend keeps int8 inside an int8 region (its _FOLLOW_MODULES / _FOLLOW_FUNCTIONS)
 _FOLLOW = {"pool": ("type", {"max", "avg", "adaptive_avg"}), "eltwise": ("op", {"add", "mul"}),
@@ -40,15 +40,8 @@ def _trace_events(model: nn.Module, shape: tuple[int, ...]
         if type(m) in (nn.Conv2d, nn.Linear):
             handles.append(m.register_forward_hook(
                 lambda _m, _a, out, n=name: names.__setitem__(id(out), n)))
-    trace = _Trace()
-    handles += _hook(shadow, trace)
     x = torch.empty((1, *shape), device="meta")
-    try:
-        with torch.inference_mode(), trace:
-            shadow(x)
-    finally:
-        for h in handles:
-            h.remove()
+    trace = run_traced(shadow, x, handles)
     for t in trace.keep:
         if isinstance(t, torch.Tensor):
             shapes[id(t)] = [int(d) for d in t.shape]

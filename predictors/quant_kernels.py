@@ -51,15 +51,13 @@ def policy_is_float(policy: Mapping[str, str] | None) -> bool:
 def quantize_for_prediction(model: nn.Module, policy: Mapping[str, str],
                             input_shape: tuple[int, ...], seed: int = 0) -> nn.Module:
     """Return `model` quantized per `policy` (layers left out stay fp32), calibrated on noise."""
-    from nas.compress.quantize import apply_policy, quantizable_layers
+    from nas.compress.quantize import apply_policy, complete_policy
     from nas.errors import CompressionError
 
-    layers = quantizable_layers(model)
-    unknown = sorted(set(policy) - set(layers))
-    if unknown:
-        raise HardwareError(f"policy names layers {unknown} that the model does not run; its "
-                            f"quantizable layers are {layers}")
-    full = {name: str(policy.get(name, "fp32")) for name in layers}
+    try:
+        full = complete_policy(model, policy)
+    except CompressionError as exc:
+        raise HardwareError(str(exc)) from exc
     bad = sorted({v for v in full.values() if v.partition(":")[0] not in ("fp32", INT8)})
     if bad:
         raise HardwareError(f"precisions {bad} cannot be predicted on this device; the latency "

@@ -33,6 +33,7 @@ from nas.errors import CompressionError
 __all__ = [
     "QuantBackend",
     "apply_policy",
+    "complete_policy",
     "default_backend",
     "int8_layers",
     "layer_precisions",
@@ -107,6 +108,19 @@ def apply_policy(model: nn.Module, policy: Mapping[str, str], *, example_input: 
             "calib holds no samples; int8 layers need a few hundred training inputs "
             f"(calib_samples={calib_samples}) to calibrate their activation ranges")
     return qbackend.apply(model, specs, example_input, batches)
+
+
+def complete_policy(model: nn.Module, policy: Mapping[str, str]) -> dict[str, str]:
+    """Return `policy` over all of `model`'s quantizable layers, those it leaves out at fp32.
+
+    Raises CompressionError when it names a layer the model does not run.
+    """
+    layers = quantizable_layers(model)
+    unknown = sorted(set(policy) - set(layers))
+    if unknown:
+        raise CompressionError(f"policy names layers {unknown} that the model does not run; its "
+                               f"quantizable layers are {layers}")
+    return {name: str(policy.get(name, "fp32")) for name in layers}
 
 
 def _float_copy(model: nn.Module) -> nn.Module:

@@ -227,7 +227,7 @@ class PruneEvaluator:
         with cpu_threads(self._threads()):  # a measured table is timed as the search times
             latency_fn, measure, source = self._latency_model(model, example)
         budget = (1.0 - float(self.sparsity)) * latency_fn.full_ms
-        fastest = latency_fn.base_ms + sum(latency_fn(g, 1) for g in _group_names(latency_fn))
+        fastest = latency_fn.base_ms + sum(latency_fn(g, 1) for g in latency_fn.groups)
         # A tiny model's fixed cost can exceed the asked fraction: then prune to the fastest
         # reachable width rather than fail the trial, and say so.
         extra["latency_budget_ms"] = max(budget, fastest)
@@ -247,11 +247,6 @@ class PruneEvaluator:
             metrics["latency_ms_dense_predicted"] = float(latency_fn.full_ms)
         extra["prune_channels"] = dict(result.channels or {})
         return result
-
-
-def _group_names(latency_fn: Any) -> list[str]:
-    """Return the channel groups a latency_fn (measured table or predictor) knows."""
-    return list(latency_fn.points) if isinstance(latency_fn, LatencyTable) else list(latency_fn.groups)
 
 
 def _computed_tensors(model: nn.Module) -> list[torch.Tensor]:

@@ -22,13 +22,14 @@ import torch
 
 from nas.compress.quantize import (
     apply_policy,
+    complete_policy,
     default_backend,
     int8_layers,
     layer_precisions,
     quantizable_layers,
     serialized_size_mb,
 )
-from nas.errors import EvaluationError
+from nas.errors import CompressionError, EvaluationError
 from nas.evaluate.base import EpochCallback, EvalResult
 from nas.evaluate.model_metrics import count_flops, count_params, measure_latency_ms
 from nas.evaluate.trainer import evaluate_model
@@ -187,11 +188,10 @@ class QuantEvaluator:
             given = {name: str(arch[QUANT_PREFIX]) for name in layers}
         else:  # no precision decisions (checked in evaluate): the float model
             given = {}
-        unknown = sorted(set(given) - set(layers))
-        if unknown:
-            raise EvaluationError(f"QuantEvaluator: policy names layers {unknown} that the model "
-                                  f"does not run; its quantizable layers are {layers}")
-        return {name: given.get(name, "fp32") for name in layers}
+        try:
+            return complete_policy(model, given)
+        except CompressionError as exc:
+            raise EvaluationError(f"QuantEvaluator: {exc}") from exc
 
     def _measure(self, model: torch.nn.Module, qmodel: torch.nn.Module,
                  example: torch.Tensor) -> dict[str, float]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from nas.objectives import pareto_mask
 from nas.search.gp import GP, expected_improvement, normal_scores
 from nas.space import Architecture
 
@@ -175,7 +176,7 @@ def propose_ehvi(s: SMBO) -> Architecture:
     X = s._encode(archs)
     kinds = s.targets.split(",") * (2 if "," not in s.targets else 1)
     keep, pending = s._subset(y), list(s.pending.values())
-    front = y[_front(y)]
+    front = y[pareto_mask(y)]
     preds, believed, best = [], [], []
     for j, o in enumerate(s.objectives):
         gp = _model(s, j, kinds[j], X, y[:, j], o.sign())
@@ -221,10 +222,3 @@ def _scale(ref: str, y: np.ndarray, front: np.ndarray, predicted: np.ndarray
     else:
         lo, hi = y.min(0), y.max(0)
     return lo, np.maximum(hi - lo, 1e-12)
-
-
-def _front(y: np.ndarray) -> np.ndarray:
-    """Return the indices of the rows of y (both maximised) that no other row dominates."""
-    keep = [i for i, p in enumerate(y)
-            if not np.any(np.all(y >= p, axis=1) & np.any(y > p, axis=1))]
-    return np.asarray(keep, dtype=int)

@@ -29,6 +29,11 @@ class LatencyTable:
     base_ms: float
     full_ms: float
 
+    @property
+    def groups(self) -> list[str]:
+        """Return the channel groups the table knows (as a predicted latency_fn's ``groups``)."""
+        return list(self.points)
+
     def __call__(self, name: str, kept: int) -> float:
         """Return the interpolated latency share of ``name`` with ``kept`` channels, in ms."""
         ks, ms = self.points[name]
