@@ -81,11 +81,18 @@ def test_repeated_predictions_are_cached_and_fast(fitted):
     other = _cnn(20)  # the same structure rebuilt, looked up by a caller's key
     assert pred.predict(other, SHAPE, 1, key="arch-1") == pytest.approx(first)
     rebuilt = _cnn(20)
-    t0 = time.perf_counter()
-    pred.predict(rebuilt, SHAPE, 1, key="arch-1")
-    assert time.perf_counter() - t0 < 1e-3
-    assert pred.predict(m, SHAPE, 4) > first
-    assert pred.predict(m, (3, 32, 32), 1) > first  # same object, 4x the pixels: no stale hit
+    took = []
+    for _ in range(20):  # the fastest of 20: one call can lose the core on a busy CI machine
+        t0 = time.perf_counter()
+        pred.predict(rebuilt, SHAPE, 1, key="arch-1")
+        took.append(time.perf_counter() - t0)
+    assert min(took) < 1e-3
+    # The same object at another batch or input size is a cache miss, not a stale hit: it gets
+    # what a never-seen copy gets. (Not "more than first": a 5 s profile at 16x16 pixels says
+    # little about 32x32, so the fitted direction of that extrapolation is not a property.)
+    for batch, shape in ((4, SHAPE), (1, (3, 32, 32))):
+        again = pred.predict(m, shape, batch)
+        assert again == pytest.approx(pred.predict(_cnn(20), shape, batch)) and again != first
 
 
 def test_unknown_kinds_use_the_fallback_and_errors_are_clear(fitted):
