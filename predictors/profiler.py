@@ -239,8 +239,11 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
                    batch_sizes: Sequence[int] = (1, 32), time_budget_s: float = 120.0,
                    progress: Progress | None = None, threads: int | None = None,
                    whole_models: int = 8, seed: int = 0,
-                   precisions: Sequence[str] = ("fp32",)) -> DeviceProfile:
+                   precisions: Sequence[str] = ("fp32",), repeats: int = 5) -> DeviceProfile:
     """Return a DeviceProfile: model kernels, adaptive extra samples and a few whole models.
+
+    `repeats` samples per timing: on a shared machine one sample scatters by 10-20%, so more
+    repeats buy a steadier profile at the price of fewer configurations within the budget.
 
     With "int8" in `precisions` the models are also quantized under random per-layer
     policies and their int8 kernels and fp32<->int8 transitions are profiled
@@ -248,6 +251,8 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
     """
     if time_budget_s <= 0:
         raise HardwareError(f"time_budget_s={time_budget_s} is invalid; give seconds > 0")
+    if repeats < 1:
+        raise HardwareError(f"repeats={repeats} is invalid; give at least 1 sample per timing")
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad or "fp32" not in precisions:
         raise HardwareError(f"precisions={list(precisions)} is invalid; valid: ('fp32',) or "
@@ -255,7 +260,8 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
     if "int8" in precisions:
         prof = profile_device(models, device=device, batch_sizes=batch_sizes,
                               time_budget_s=0.6 * time_budget_s, progress=progress,
-                              threads=threads, whole_models=whole_models, seed=seed)
+                              threads=threads, whole_models=whole_models, seed=seed,
+                              repeats=repeats)
         from predictors.int8_profiler import extend_int8
 
         return extend_int8(prof, models, time_budget_s=0.4 * time_budget_s, progress=progress,
@@ -271,25 +277,26 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
     report = progress or (lambda *a: None)
     report(0, None, f"{len(kernels)} kernels from {len(models)} models")
     rows = profile_kernels(kernels, device=device, batch_sizes=batch_sizes, threads=threads,
-                           seed=seed,
+                           seed=seed, repeats=repeats,
                            time_budget_s=max(0.0, 0.55 * time_budget_s - (time_budget_s - left())),
                            progress=lambda d, t, m: report(d, None, "kernels: " + m))
     # whole models in a seeded random order: callers often group models by space, and the
     # budget may cut the list short
     order = random.Random(seed).sample(range(len(models)), min(whole_models, len(models)))
     chosen = [models[i] for i in order]
-    whole = measure_models(chosen, device=device, batch_sizes=batch_sizes,
+    whole = measure_models(chosen, device=device, batch_sizes=batch_sizes, repeats=repeats,
                            threads=threads, time_budget_s=max(1.0, left() - 0.2 * time_budget_s))
     report(len(rows), None, f"{len(rows)} kernel and {len(whole)} whole-model timings")
-    rows += _adaptive_rounds(rows, left, device, threads, batch_sizes, seed, report)
+    rows += _adaptive_rounds(rows, left, device, threads, batch_sizes, seed, report, repeats)
     meta = {"time_budget_s": time_budget_s, "elapsed_s": round(time.monotonic() - start, 1),
-            "batch_sizes": list(batch_sizes), "seed": seed, "n_models": len(models)}
+            "batch_sizes": list(batch_sizes), "seed": seed, "n_models": len(models),
+            "repeats": repeats}
     return DeviceProfile(ident, rows, whole, meta)
 
 
 def _adaptive_rounds(rows: list[dict[str, Any]], left: Callable[[], float], device: str,
                      threads: int | None, batch_sizes: Sequence[int], seed: int,
-                     report: Progress) -> list[dict[str, Any]]:
+                     report: Progress, repeats: int = 5) -> list[dict[str, Any]]:
     """Return extra rows measured near the worst-predicted configurations until time is up."""
     extra: list[dict[str, Any]] = []
     sampler = _Adaptive(rows, seed)
@@ -303,7 +310,7 @@ def _adaptive_rounds(rows: list[dict[str, Any]], left: Callable[[], float], devi
             if left() <= 1.0:
                 break
             new = profile_kernels([cand], device=device, batch_sizes=batch_sizes,
-                                  threads=threads)
+                                  threads=threads, repeats=repeats)
             errors = [abs(np.log(r["median_ms"] / predictor.predict_kernel(cand, r["batch_size"])))
                       for r in new]
             extra.extend(new)

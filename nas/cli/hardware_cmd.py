@@ -43,6 +43,8 @@ def profile(
                    ] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP + " to keep the raw measurements in")] = "nas.db",
     seed: Annotated[int, typer.Option(help="seed of the architecture samples")] = 0,
+    repeats: Annotated[int, typer.Option(help="samples per timing (their median is kept); more is "
+                                         "steadier on a busy machine but profiles fewer kernels")] = 5,
     int8: Annotated[bool, typer.Option("--int8", help="also profile int8 kernels and fp32<->int8 "
                                        "transitions (random per-layer policies of the samples)")] = False,
     extend: Annotated[bool, typer.Option("--extend", help="with --int8: keep the existing profile's "
@@ -54,6 +56,8 @@ def profile(
         raise NasError("--extend adds int8 measurements to a profile; give it with --int8")
     if threads < 1:
         raise NasError(f"--threads {threads}: give a positive thread count")
+    if repeats < 1:
+        raise NasError(f"--repeats {repeats}: give at least 1 sample per timing")
     models = []
     for ref in space:
         sp = load_space(ref)
@@ -68,7 +72,7 @@ def profile(
         else:
             prof = profile_device(models, device=device, batch_sizes=tuple(batch),
                                   time_budget_s=time_budget * 60, seed=seed, progress=report,
-                                  threads=threads if device == "cpu" else None,
+                                  threads=threads if device == "cpu" else None, repeats=repeats,
                                   precisions=("fp32", "int8") if int8 else ("fp32",))
     path = prof.save(out or (profile_path(device, threads) if extend else None))
     # the store keeps the full device identity with every raw measurement
