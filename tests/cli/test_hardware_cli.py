@@ -11,8 +11,10 @@ from tests.cli.test_cli import nas
 def test_profile_then_a_latency_constrained_search_whose_front_is_remeasured(tmp_path):
     profile, db = tmp_path / "cpu.json", str(tmp_path / "hw.db")
     out = nas("profile", "--space", "search_spaces.convnet:space", "--samples", "3", "--batch", "1",
-              "--time-budget", "0.25", "--out", str(profile), "--db", db).stdout
+              "--time-budget", "0.25", "--repeats", "3", "--out", str(profile), "--db", db).stdout
     assert profile.is_file() and "raw measurements" in out
+    saved = json.loads(profile.read_text())
+    assert saved["meta"]["repeats"] == 3 and {r["repeats"] for r in saved["measurements"]} == {3}
     with sqlite3.connect(db) as c:
         (rows,) = c.execute("select count(*) from measurements").fetchone()
         device = json.loads(c.execute("select device from measurements limit 1").fetchone()[0])
@@ -50,6 +52,8 @@ def test_latency_figures_use_one_thread_and_its_profile_by_default(tmp_path):
     bad = nas("search", "search_spaces.convnet:space", "--latency-threads", "0", "--db",
               str(tmp_path / "y.db"), check=False)
     assert bad.returncode == 2 and "--latency-threads 0" in bad.stderr
+    bad = nas("profile", "--repeats", "0", "--out", str(tmp_path / "p.json"), check=False)
+    assert bad.returncode == 2 and "--repeats 0" in bad.stderr
 
 
 def test_trained_candidates_are_measured_with_the_requested_threads():

@@ -114,3 +114,5 @@ def test_profile_kernels_skips_unbuildable_and_respects_budget():
     assert profile_kernels([Kernel("act", {"fn": "relu", "shape": [8]})], time_budget_s=0.0) == []
     with pytest.raises(HardwareError, match="kernel config"):
         profile_kernels([42])
+    with pytest.raises(HardwareError, match="repeats=0"):
+        profile_device([("m", _cnn(4), SHAPE)], batch_sizes=(1,), repeats=0)
