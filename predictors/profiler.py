@@ -296,7 +296,7 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
 
 def _adaptive_rounds(rows: list[dict[str, Any]], left: Callable[[], float], device: str,
                      threads: int | None, batch_sizes: Sequence[int], seed: int,
-                     report: Progress, repeats: int = 5) -> list[dict[str, Any]]:
+                     report: Progress, repeats: int) -> list[dict[str, Any]]:
     """Return extra rows measured near the worst-predicted configurations until time is up."""
     extra: list[dict[str, Any]] = []
     sampler = _Adaptive(rows, seed)

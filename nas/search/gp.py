@@ -75,7 +75,7 @@ class GP:
         """Return self fitted to (X, y): y standardised by the caller (e.g. `normal_scores`)."""
         X = np.asarray(X, dtype=np.float64)
         if refit or self.log_params is None:
-            self.log_params = self._fit_params(X, y, rng or np.random.default_rng(0))
+            self.log_params = self.fit_params(X, y, rng or np.random.default_rng(0))
         k = self._kernel(self._dists(X, X), self.log_params)
         k[np.diag_indices_from(k)] += np.exp(self.log_params[-1]) + 1e-6
         self.chol_ = cho_factor(k, lower=True, check_finite=False)
@@ -83,7 +83,8 @@ class GP:
         self.X_ = X
         return self
 
-    def _fit_params(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def fit_params(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return the log hyperparameters maximising the marginal likelihood of (X, y)."""
         if len(X) > self.max_fit_points:
             pick = rng.choice(len(X), self.max_fit_points, replace=False)
             X, y = X[pick], y[pick]

@@ -146,14 +146,7 @@ def _model(s: SMBO, j: int, kind: str, X: np.ndarray, y: np.ndarray, sign: float
     t = targets(kind, y, sign)[0]
     if kind == "rank":
         return s._model(j, X, t)  # the single-objective cache: the same GP
-    r = s.refit_point(len(t))
-    key = (j, r, kind)
-    gp = GP(s._groups())
-    if key not in s._mo_params:  # fitted on the first r points: the same after a restore
-        rng = np.random.default_rng([s.seed, j, r])
-        s._mo_params[key] = gp.fit(X[:r], targets(kind, y[:r], sign)[0], rng=rng).log_params
-    gp.log_params = s._mo_params[key]
-    return gp.fit(X, t, refit=False)
+    return s._model(j, X, t, kind=kind, prefix=lambda r: targets(kind, y[:r], sign)[0])
 
 
 def _axis(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: float, span: float

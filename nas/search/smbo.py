@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,9 +73,9 @@ class SMBO(Searcher):
         self._encoder: Encoder | None = None
         self._rows: dict[str, np.ndarray] = {}
         self._listed: tuple[list[Architecture], np.ndarray] | None = None
-        self._params: dict[tuple[int, int], np.ndarray] = {}  # (objective, refit point) -> params
+        # (objective, refit point, targets kind) -> GP hyperparameters
+        self._params: dict[tuple[int, int, str], np.ndarray] = {}
         self._pruned: list[Architecture] = []  # predicted infeasible: never candidates again
-        self._mo_params: dict[tuple[int, int, str], np.ndarray] = {}  # the same for nas.search.mo
 
     def settings(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "acquisition": self.acquisition, "beta": self.beta,
@@ -162,18 +163,20 @@ class SMBO(Searcher):
         """Return the training-set size whose hyperparameters serve a model of n points."""
         return n if n <= 30 else n - n % max(1, n // 10)
 
-    def _model(self, j: int, X: np.ndarray, z: np.ndarray, rows: np.ndarray | None = None) -> GP:
-        """Return objective j's GP on (X, z), or on its `rows` only (hyperparameters: the schedule's)."""
+    def _model(self, j: int, X: np.ndarray, z: np.ndarray, rows: np.ndarray | None = None,
+               kind: str = "rank", prefix: Callable[[int], np.ndarray] | None = None) -> GP:
+        """Return objective j's GP on (X, z), or on its `rows` only (hyperparameters: the schedule's).
+
+        The hyperparameters are fitted on the targets of the first r trials (r = `refit_point`),
+        `prefix(r)`, by default the normal scores of z's first r values: the same after a restore.
+        """
         r = self.refit_point(len(z))
         gp = GP(self._groups())
-        key = (j, r)
-        if key not in self._params and rows is not None:
-            # the same hyperparameters as below, without the full fit that would follow them
+        key = (j, r, kind)
+        if key not in self._params:
+            first = prefix(r) if prefix is not None else normal_scores_prefix(z, r)
             rng = np.random.default_rng([self.seed, j, r])
-            self._params[key] = gp._fit_params(X[:r], normal_scores_prefix(z, r), rng)
-        if key not in self._params:  # fitted on the first r points: the same after a restore
-            rng = np.random.default_rng([self.seed, j, r])
-            self._params[key] = gp.fit(X[:r], normal_scores_prefix(z, r), rng=rng).log_params
+            self._params[key] = gp.fit_params(X[:r], first, rng)
         gp.log_params = self._params[key]
         if rows is not None:
             X, z = X[rows], z[rows]
