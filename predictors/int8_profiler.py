@@ -58,7 +58,7 @@ def quantized_models(models: Sequence[Any], policies: int = 2,
 def profile_int8(models: Sequence[Any], *, device: str = "cpu",
                  batch_sizes: Sequence[int] = (1, 32), time_budget_s: float = 60.0,
                  progress: Progress | None = None, threads: int | None = None,
-                 whole_models: int = 8, policies: int = 2, seed: int = 0
+                 whole_models: int = 8, policies: int = 2, seed: int = 0, repeats: int = 5
                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (kernel rows, whole-model rows) of int8 kernels and fp32<->int8 transitions.
 
@@ -77,29 +77,31 @@ def profile_int8(models: Sequence[Any], *, device: str = "cpu",
     left = lambda: time_budget_s - (time.monotonic() - start)  # noqa: E731
     report(0, None, f"{len(kernels)} int8-model kernels from {len(qmodels)} int8 models")
     rows = profile_kernels(kernels, device=device, batch_sizes=batch_sizes, threads=threads,
-                           seed=seed, time_budget_s=0.7 * time_budget_s,
+                           seed=seed, time_budget_s=0.7 * time_budget_s, repeats=repeats,
                            progress=lambda d, t, m: report(d, None, "int8 kernels: " + m))
     order = random.Random(seed).sample(range(len(qmodels)), min(whole_models, len(qmodels)))
     whole = measure_models([qmodels[i] for i in order], device=device, batch_sizes=batch_sizes,
-                           threads=threads, time_budget_s=max(1.0, left()))
+                           threads=threads, time_budget_s=max(1.0, left()), repeats=repeats)
     report(len(rows), None, f"{len(rows)} int8 kernel and {len(whole)} int8 model timings")
     return rows, whole
 
 
 def extend_int8(profile: DeviceProfile, models: Sequence[Any], *, time_budget_s: float = 60.0,
                 progress: Progress | None = None, whole_models: int = 8, policies: int = 2,
-                seed: int = 0) -> DeviceProfile:
-    """Return `profile` with int8 rows (see `profile_int8`) added; its float rows are kept."""
+                seed: int = 0, repeats: int = 5) -> DeviceProfile:
+    """Return `profile` with int8 rows (see `profile_int8`, `repeats` samples per timing) added;
+    its float rows are kept."""
     ident = profile.identity
     threads = ident.threads if ident.kind == "cpu" else None
     batch_sizes = profile.meta.get("batch_sizes") or sorted(
         {int(r["batch_size"]) for r in profile.measurements}) or [1, 32]
     anchors = _anchors(profile, batch_sizes, seed)
-    before = _retime(anchors, threads)
+    before = _retime(anchors, threads, repeats)
     rows, whole = profile_int8(models, device="cpu", batch_sizes=batch_sizes,
                                time_budget_s=time_budget_s, progress=progress, threads=threads,
-                               whole_models=whole_models, policies=policies, seed=seed)
-    scale = _scale_to(anchors, before, _retime(anchors, threads))
+                               whole_models=whole_models, policies=policies, seed=seed,
+                               repeats=repeats)
+    scale = _scale_to(anchors, before, _retime(anchors, threads, repeats))
     for r in rows:  # as if measured when the float rows were: one scale for the whole profile
         r["median_ms"] *= scale.get(int(r["batch_size"]), 1.0)
         r["iqr_ms"] = r["iqr_ms"] * scale.get(int(r["batch_size"]), 1.0)
@@ -107,7 +109,7 @@ def extend_int8(profile: DeviceProfile, models: Sequence[Any], *, time_budget_s:
             and not r["config"].get("nhwc")]  # a new int8 profile replaces an old one
     old_models = [m for m in profile.models if not m.get("quantized")]
     meta = {**profile.meta, "int8": {"time_budget_s": time_budget_s, "policies": policies,
-                                     "seed": seed, "n_models": len(models),
+                                     "seed": seed, "n_models": len(models), "repeats": repeats,
                                      "anchor_scale": {str(b): v for b, v in scale.items()}}}
     return DeviceProfile(ident, keep + rows, old_models + whole, meta)
 
@@ -125,11 +127,12 @@ def _anchors(profile: DeviceProfile, batch_sizes: Sequence[int], seed: int,
     return out
 
 
-def _retime(anchors: list[dict[str, Any]], threads: int | None) -> list[float | None]:
+def _retime(anchors: list[dict[str, Any]], threads: int | None,
+            repeats: int) -> list[float | None]:
     out: list[float | None] = []
     for r in anchors:
         res = _time_kernel(Kernel(r["kind"], dict(r["config"])), int(r["batch_size"]), "cpu",
-                           threads, 5)
+                           threads, repeats)
         out.append(res[0] if res is not None else None)
     return out
 

@@ -265,7 +265,7 @@ def profile_device(models: Sequence[Any], *, device: str = "cpu",
         from predictors.int8_profiler import extend_int8
 
         return extend_int8(prof, models, time_budget_s=0.4 * time_budget_s, progress=progress,
-                           whole_models=whole_models, seed=seed)
+                           whole_models=whole_models, seed=seed, repeats=repeats)
     ident = identify(device, threads)
     kernels: list[Kernel] = []
     for item in models:

@@ -68,7 +68,8 @@ def profile(
         report = lambda done, total, msg: bar.update(task, description=msg)  # noqa: E731
         if extend:
             prof = extend_int8(DeviceProfile.load(out or profile_path(device, threads)), models,
-                               time_budget_s=time_budget * 60, progress=report, seed=seed)
+                               time_budget_s=time_budget * 60, progress=report, seed=seed,
+                               repeats=repeats)
         else:
             prof = profile_device(models, device=device, batch_sizes=tuple(batch),
                                   time_budget_s=time_budget * 60, seed=seed, progress=report,

@@ -131,7 +131,8 @@ def profiles() -> tuple[DeviceProfile, DeviceProfile]:
     models = [(f"w{w}", _net(w), SHAPE) for w in (4, 8)]
     float_only = profile_device(models, batch_sizes=(1, 4), time_budget_s=3.0, threads=1,
                                 whole_models=2, seed=0)
-    return float_only, extend_int8(float_only, models, time_budget_s=4.0, whole_models=2)
+    return float_only, extend_int8(float_only, models, time_budget_s=4.0, whole_models=2,
+                                   repeats=3)
 
 
 def test_int8_profile_rows_learn_int8_kinds_and_transitions(profiles):
@@ -139,6 +140,8 @@ def test_int8_profile_rows_learn_int8_kinds_and_transitions(profiles):
     assert not any(is_int8(Kernel(r["kind"], r["config"])) for r in float_only.measurements)
     kinds = {(r["kind"], r["config"].get("precision", "fp32")) for r in both.measurements}
     assert {("conv", "int8"), ("quantize", "fp32"), ("dequantize", "fp32")} <= kinds
+    new = [r for r in both.measurements if r not in float_only.measurements]
+    assert {r["repeats"] for r in new} == {3} and both.meta["int8"]["repeats"] == 3
     # the float rows are kept as they were, and int8 whole models are marked
     assert [r for r in both.measurements if r in float_only.measurements] == float_only.measurements
     assert any(m.get("quantized") for m in both.models)
