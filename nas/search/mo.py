@@ -141,9 +141,10 @@ def targets(kind: str, y: np.ndarray, sign: float) -> tuple[np.ndarray, Callable
     return z, lambda t: to_values_tail(t, z, y)
 
 
-def _model(s: SMBO, j: int, kind: str, X: np.ndarray, y: np.ndarray, sign: float) -> GP:
-    """Return objective j's GP on all trials; hyperparameters refitted on the schedule of SMBO."""
-    t = targets(kind, y, sign)[0]
+def _model(s: SMBO, j: int, kind: str, X: np.ndarray, t: np.ndarray, y: np.ndarray,
+           sign: float) -> GP:
+    """Return objective j's GP on its targets `t` of all trials (`targets(kind, y, sign)`);
+    hyperparameters refitted on the schedule of SMBO."""
     if kind == "rank":
         return s._model(j, X, t)  # the single-objective cache: the same GP
     return s._model(j, X, t, kind=kind, prefix=lambda r: targets(kind, y[:r], sign)[0])
@@ -172,8 +173,8 @@ def propose_ehvi(s: SMBO) -> Architecture:
     front = y[pareto_mask(y)]
     preds, believed, best = [], [], []
     for j, o in enumerate(s.objectives):
-        gp = _model(s, j, kinds[j], X, y[:, j], o.sign())
         t, back = targets(kinds[j], y[:, j], o.sign())
+        gp = _model(s, j, kinds[j], X, t, y[:, j], o.sign())
         if len(keep) < len(t):
             gp = gp.fit(X[keep], t[keep], refit=False)
         if pending:  # kriging believer: pending architectures count as their predicted mean
@@ -208,10 +209,8 @@ def _scale(ref: str, y: np.ndarray, front: np.ndarray, predicted: np.ndarray
     """
     if ref == "predicted":
         pts = np.vstack([front, predicted])
-        order = np.argsort(-pts[:, 0], kind="stable")
-        best_y = np.maximum.accumulate(pts[order, 1])
-        on = order[np.concatenate([[True], best_y[1:] > best_y[:-1]])]  # 2-D front, one sweep
-        lo, hi = pts[on].min(0), pts[on].max(0)
+        on = pts[pareto_mask(pts)]
+        lo, hi = on.min(0), on.max(0)
     else:
         lo, hi = y.min(0), y.max(0)
     return lo, np.maximum(hi - lo, 1e-12)
