@@ -2,7 +2,11 @@
 
 Columns are split into groups (one-hot decisions, DAG path counts) and each group gets one inverse
 squared lengthscale: a per-column (ARD) kernel overfits the few dozen points a search has early on,
-one shared lengthscale cannot tell "same ops" from "same paths". Targets are rank-transformed to
+one shared lengthscale cannot tell "same ops" from "same paths". Optional `linear` groups add a
+dot-product kernel (one variance each): a Bayesian linear model in those columns under the
+squared-exponential residual. Latency is close to a sum of per-op costs, and the linear term carries
+that sum to cells far from every trial (a cell of skips and nones), where the squared-exponential
+part alone falls back to the mean. Targets are rank-transformed to
 normal scores first (a Gaussian copula): accuracies of broken architectures (10 %) would otherwise
 dominate the fit, and the acquisition only needs the order of good candidates right.
 """
@@ -40,24 +44,34 @@ class GP:
     """Zero-mean GP on grouped columns; `fit(X, y)` then `predict(X) -> (mean, std)`."""
 
     groups: list[np.ndarray]  # column indices of each group
-    log_params: np.ndarray | None = None  # log inverse lengthscales (per group), log noise
+    linear: list[np.ndarray] = field(default_factory=list)  # column groups of dot-product terms
+    # log inverse lengthscales (per group), log variances (per linear group), log noise
+    log_params: np.ndarray | None = None
     max_fit_points: int = 300  # hyperparameters are fitted on at most this many points
     X_: np.ndarray = field(init=False, repr=False)
     alpha_: np.ndarray = field(init=False, repr=False)
     chol_: tuple = field(init=False, repr=False)
 
     def _dists(self, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
-        return [sq_dists(a[:, g], b[:, g]) for g in self.groups]
+        """Return each group's squared distances, then each linear group's dot products."""
+        return ([sq_dists(a[:, g], b[:, g]) for g in self.groups]
+                + [a[:, g] @ b[:, g].T for g in self.linear])
+
+    def _se(self, dists: list[np.ndarray], params: np.ndarray) -> np.ndarray:
+        n = len(self.groups)
+        return np.exp(-sum(s * d for s, d in zip(np.exp(params[:n]), dists[:n], strict=True)))
 
     def _kernel(self, dists: list[np.ndarray], params: np.ndarray) -> np.ndarray:
-        scales = np.exp(params[: len(self.groups)])
-        return np.exp(-sum(s * d for s, d in zip(scales, dists, strict=True)))
+        n, m = len(self.groups), len(self.linear)
+        return self._se(dists, params) + sum(
+            (v * d for v, d in zip(np.exp(params[n:n + m]), dists[n:], strict=True)), 0.0)
 
     def _nll(self, params: np.ndarray, dists: list[np.ndarray], y: np.ndarray
              ) -> tuple[float, np.ndarray]:
         """Return the negative log marginal likelihood and its gradient in the log parameters."""
-        kf = self._kernel(dists, params)
-        k = kf.copy()
+        n, m = len(self.groups), len(self.linear)
+        kf = self._se(dists, params)
+        k = self._kernel(dists, params)
         k[np.diag_indices_from(k)] += np.exp(params[-1]) + 1e-6
         try:
             c, low = cho_factor(k, lower=True, check_finite=False)
@@ -65,8 +79,10 @@ class GP:
             return 1e10, np.zeros_like(params)
         alpha = cho_solve((c, low), y, check_finite=False)
         inner = np.outer(alpha, alpha) - cho_solve((c, low), np.eye(len(y)), check_finite=False)
-        scales = np.exp(params[:-1])
-        grad = [0.5 * s * np.sum(inner * d * kf) for s, d in zip(scales, dists, strict=True)]
+        # dK/dlog(scale) = -scale * d * kf; dK/dlog(variance) = variance * dot
+        scales, variances = np.exp(params[:n]), np.exp(params[n:n + m])
+        grad = [0.5 * s * np.sum(inner * d * kf) for s, d in zip(scales, dists[:n], strict=True)]
+        grad += [-0.5 * v * np.sum(inner * d) for v, d in zip(variances, dists[n:], strict=True)]
         grad.append(-0.5 * np.exp(params[-1]) * np.trace(inner))
         return float(0.5 * y @ alpha + np.log(np.diag(c)).sum()), np.array(grad)
 
@@ -89,12 +105,19 @@ class GP:
             pick = rng.choice(len(X), self.max_fit_points, replace=False)
             X, y = X[pick], y[pick]
         dists = self._dists(X, X)
+        n = len(self.groups)
         # scale each group's start by its typical distance, so that exp(-s * d) starts near e^-1
-        typical = [max(float(np.median(d[d > 0])) if np.any(d > 0) else 1.0, 1e-3) for d in dists]
-        starts = [np.array([*np.log(1.0 / np.array(typical)), np.log(0.1)])]
+        typical = [max(float(np.median(d[d > 0])) if np.any(d > 0) else 1.0, 1e-3) for d in dists[:n]]
+        # each linear term starts at a share of the (unit) prior variance at a typical point
+        norms = [np.log(max(float(np.median(np.diag(d))), 1e-3) * max(len(self.linear), 1))
+                 for d in dists[n:]]
+        starts = [np.array([*np.log(1.0 / np.array(typical)), *(-np.array(norms)), np.log(0.1)])]
+        if self.linear:  # and one where the linear part is nearly off
+            starts.append(np.array([*starts[0][:n], *(-np.array(norms) - 4.0), np.log(0.1)]))
         if self.log_params is not None:
             starts.insert(0, self.log_params)
-        bounds = [(-8.0, 4.0)] * len(self.groups) + [(np.log(1e-4), np.log(2.0))]
+        bounds = ([(-8.0, 4.0)] * n + [(-12.0, 4.0)] * len(self.linear)
+                  + [(np.log(1e-4), np.log(2.0))])
         best = min((minimize(self._nll, s, args=(dists, y), jac=True, method="L-BFGS-B",
                              bounds=bounds, options={"maxiter": 50}) for s in starts), key=lambda r: r.fun)
         return np.asarray(best.x)
@@ -104,10 +127,14 @@ class GP:
         X = np.asarray(X, dtype=np.float64)
         means, stds = [], []
         for start in range(0, len(X), batch):
-            ks = self._kernel(self._dists(X[start:start + batch], self.X_), self.log_params)
+            rows = X[start:start + batch]
+            ks = self._kernel(self._dists(rows, self.X_), self.log_params)
             means.append(ks @ self.alpha_)
             v = solve_triangular(self.chol_[0], ks.T, lower=True, check_finite=False)
-            stds.append(np.sqrt(np.maximum(1.0 - (v * v).sum(0), 1e-12)))
+            prior = 1.0 + sum((w * np.einsum("ij,ij->i", rows[:, g], rows[:, g]) for w, g in
+                               zip(np.exp(self.log_params[len(self.groups):-1]), self.linear,
+                                   strict=True)), 0.0)
+            stds.append(np.sqrt(np.maximum(prior - (v * v).sum(0), 1e-12)))
         return np.concatenate(means), np.concatenate(stds)
 
 

@@ -2,7 +2,8 @@
 
 - Encoding: `nas.space.encoding.Encoder`, one-hot decisions plus BANANAS-style path counts when
   the space has DAG cells (`features="auto"`).
-- Surrogate: one GP per objective (`nas.search.gp`), on normal scores of the observed values;
+- Surrogate: one GP per objective (`nas.search.gp`), on normal scores of the observed values
+  (two objectives: `targets`, e.g. latency on its values, with a linear kernel term, `linear`);
   kernel hyperparameters are refitted by marginal likelihood on a schedule that is a function of
   the number of trials only (every trial up to 30, then every ~10 %), so a restore is exact.
 - Candidates: every unseen architecture when the space has at most `max_listed` of them (NAS-Bench-201
@@ -44,8 +45,14 @@ class SMBO(Searcher):
                   features: str = "auto", max_listed: int = MAX_LISTED, candidates: int = 1000,
                   max_train: int = 300, surrogate: str = "gp", mo: str = "ehvi",
                   targets: str = "rank,value", ref: str = "predicted", top_every: int = 4,
-                  **rest: Any) -> None:
+                  linear: str = "auto", **rest: Any) -> None:
         super().configure(**rest)
+        if any(k not in ("auto", "none", "onehot") for k in linear.split(",")):
+            raise SearchError(f"smbo: linear={linear!r}; valid: onehot (a dot-product kernel on the "
+                              f"one-hot columns beside the squared-exponential one), none, or auto "
+                              f"(onehot for objectives modelled on their values or logs, e.g. latency; "
+                              f"none for those on ranks); one for all objectives or one per objective")
+        self.linear = linear
         self.mo, self.targets, self.ref, self.top_every = mo, targets, ref, int(top_every)
         if ref not in ("observed", "predicted"):
             raise SearchError(f"smbo: ref={ref!r}; valid: observed, predicted")
@@ -82,7 +89,7 @@ class SMBO(Searcher):
                 "features": self.features, "max_listed": self.max_listed,
                 "candidates": self.n_candidates, "max_train": self.max_train,
                 "surrogate": self.surrogate, "mo": self.mo, "targets": self.targets,
-                "ref": self.ref, "top_every": self.top_every}
+                "ref": self.ref, "top_every": self.top_every, "linear": self.linear}
 
     def observe(self, obs: Observation) -> None:
         if obs.state == "PRUNED":
@@ -163,6 +170,19 @@ class SMBO(Searcher):
         """Return the training-set size whose hyperparameters serve a model of n points."""
         return n if n <= 30 else n - n % max(1, n // 10)
 
+    def _linear(self, j: int, kind: str) -> list[np.ndarray]:
+        """Return the column groups of objective j's dot-product kernel terms (its targets: `kind`).
+
+        Latency is close to a sum of per-op costs: a linear term in the one-hot columns predicts a
+        cell of skips and nones as cheap, where the squared-exponential kernel alone, far from
+        every trial, falls back to the mean latency. Ranks (accuracy) are not additive that way.
+        """
+        per = self.linear.split(",")
+        want = per[min(j, len(per) - 1)]
+        if want == "onehot" or (want == "auto" and kind != "rank"):
+            return [self._groups()[0]]
+        return []
+
     def _model(self, j: int, X: np.ndarray, z: np.ndarray, rows: np.ndarray | None = None,
                kind: str = "rank", prefix: Callable[[int], np.ndarray] | None = None) -> GP:
         """Return objective j's GP on (X, z), or on its `rows` only (hyperparameters: the schedule's).
@@ -171,7 +191,7 @@ class SMBO(Searcher):
         `prefix(r)`, by default the normal scores of z's first r values: the same after a restore.
         """
         r = self.refit_point(len(z))
-        gp = GP(self._groups())
+        gp = GP(self._groups(), linear=self._linear(j, kind))
         key = (j, r, kind)
         if key not in self._params:
             first = prefix(r) if prefix is not None else normal_scores_prefix(z, r)

@@ -86,7 +86,7 @@ def _true_front_ids() -> set[str]:
 @pytest.mark.parametrize("settings", [
     {}, *(pytest.param(s, marks=pytest.mark.slow)  # 3-10 s each on 2 busy cores
           for s in ({"targets": "rank"}, {"targets": "rank,log"}, {"mo": "hvi"}, {"top_every": 0},
-                    {"ref": "observed"}))])
+                    {"ref": "observed"}, {"linear": "none"}))])
 def test_smbo_two_objectives_finds_most_of_the_true_front(settings):
     from nas.search import make_searcher
     from tests.search.test_contract import drive
@@ -138,3 +138,17 @@ def test_linas_decodes_genes_like_a_walk():
         labels = list(s.decisions())
         for key, arch in s._decoded.items():
             assert genes_to_arch(space, np.frombuffer(key, dtype=np.int64), labels) == arch
+
+
+def test_smbo_linear_term_goes_to_objectives_modelled_on_values():
+    from nas.errors import SearchError
+    from nas.search import make_searcher
+    from tests.search.toy import toy_space
+
+    s = make_searcher("smbo", toy_space(), list(MO), seed=0)  # linear=auto, targets=rank,value
+    onehot = s._groups()[0]
+    assert s._linear(0, "rank") == [] and np.array_equal(s._linear(1, "value")[0], onehot)
+    forced = make_searcher("smbo", toy_space(), list(MO), seed=0, linear="onehot,none")
+    assert len(forced._linear(0, "rank")) == 1 and forced._linear(1, "value") == []
+    with pytest.raises(SearchError, match="linear="):
+        make_searcher("smbo", toy_space(), list(MO), seed=0, linear="paths")
