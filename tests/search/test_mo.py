@@ -152,3 +152,13 @@ def test_smbo_linear_term_goes_to_objectives_modelled_on_values():
     assert len(forced._linear(0, "rank")) == 1 and forced._linear(1, "value") == []
     with pytest.raises(SearchError, match="linear="):
         make_searcher("smbo", toy_space(), list(MO), seed=0, linear="paths")
+
+
+def test_smbo_starts_with_fewer_random_trials_for_two_objectives():
+    from nas.search import make_searcher
+    from tests.search.toy import toy_space
+
+    assert make_searcher("smbo", toy_space(), list(MO), seed=0).n_init == 6
+    assert make_searcher("smbo", toy_space(), list(MO[:1]), seed=0).n_init == 10
+    assert make_searcher("smbo", toy_space(), list(MO), seed=0, mo="hvi").n_init == 10
+    assert make_searcher("smbo", toy_space(), list(MO), seed=0, n_init=8).settings()["n_init"] == 8
