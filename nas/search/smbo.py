@@ -76,8 +76,7 @@ class SMBO(Searcher):
             # seeds, 100 queries) that lifted pixel3's hypervolume ratio from 0.984 to 0.991,
             # raspi4 0.991 -> 0.992, titan 0.992 -> 0.992, gold 0.980 -> 0.977 (docs/searchers.md).
             # One objective keeps 10: the single-objective tables were measured with it.
-            ehvi = len(self.objectives) == 2 and mo == "ehvi" and surrogate == "gp"
-            n_init = 6 if ehvi else 10
+            n_init = 6 if self._ehvi() else 10
         if int(n_init) < 2 or int(candidates) < 1 or float(beta) < 0:
             raise SearchError(f"smbo: n_init={n_init} (>= 2), candidates={candidates} (>= 1), "
                               f"beta={beta} (>= 0)")
@@ -187,7 +186,7 @@ class SMBO(Searcher):
         per = self.linear.split(",")
         want = per[min(j, len(per) - 1)]
         if want == "onehot" or (want == "auto" and kind != "rank"):
-            return [self._groups()[0]]
+            return [self._groups()[0]]  # the first group: the one-hot columns
         return []
 
     def _model(self, j: int, X: np.ndarray, z: np.ndarray, rows: np.ndarray | None = None,
@@ -224,8 +223,12 @@ class SMBO(Searcher):
             return random_unseen(self.space, rng, seen)
         return rng, archs, y, cands, Xc
 
+    def _ehvi(self) -> bool:
+        """Return whether asks go through the two-objective EHVI path (`nas.search.mo`)."""
+        return len(self.objectives) == 2 and self.mo == "ehvi" and self.surrogate == "gp"
+
     def propose(self) -> Architecture:
-        if len(self.objectives) == 2 and self.mo == "ehvi" and self.surrogate == "gp":
+        if self._ehvi():
             return propose_ehvi(self)
         draft = self.draft()
         if isinstance(draft, Architecture):
