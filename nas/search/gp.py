@@ -61,17 +61,19 @@ class GP:
         n = len(self.groups)
         return np.exp(-sum(s * d for s, d in zip(np.exp(params[:n]), dists[:n], strict=True)))
 
-    def _kernel(self, dists: list[np.ndarray], params: np.ndarray) -> np.ndarray:
+    def _dot(self, dists: list[np.ndarray], params: np.ndarray) -> np.ndarray | float:
         n, m = len(self.groups), len(self.linear)
-        return self._se(dists, params) + sum(
-            (v * d for v, d in zip(np.exp(params[n:n + m]), dists[n:], strict=True)), 0.0)
+        return sum((v * d for v, d in zip(np.exp(params[n:n + m]), dists[n:], strict=True)), 0.0)
+
+    def _kernel(self, dists: list[np.ndarray], params: np.ndarray) -> np.ndarray:
+        return self._se(dists, params) + self._dot(dists, params)
 
     def _nll(self, params: np.ndarray, dists: list[np.ndarray], y: np.ndarray
              ) -> tuple[float, np.ndarray]:
         """Return the negative log marginal likelihood and its gradient in the log parameters."""
         n, m = len(self.groups), len(self.linear)
         kf = self._se(dists, params)
-        k = self._kernel(dists, params)
+        k = kf + self._dot(dists, params)  # the kernel, with its squared-exponential part kept
         k[np.diag_indices_from(k)] += np.exp(params[-1]) + 1e-6
         try:
             c, low = cho_factor(k, lower=True, check_finite=False)

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from nas.objectives import pareto_mask
-from nas.search.gp import GP, expected_improvement, normal_scores
+from nas.search.gp import expected_improvement, normal_scores
 from nas.space import Architecture
 
 if TYPE_CHECKING:
@@ -141,15 +141,6 @@ def targets(kind: str, y: np.ndarray, sign: float) -> tuple[np.ndarray, Callable
     return z, lambda t: to_values_tail(t, z, y)
 
 
-def _model(s: SMBO, j: int, kind: str, X: np.ndarray, t: np.ndarray, y: np.ndarray,
-           sign: float) -> GP:
-    """Return objective j's GP on its targets `t` of all trials (`targets(kind, y, sign)`);
-    hyperparameters refitted on the schedule of SMBO."""
-    if kind == "rank":
-        return s._model(j, X, t)  # the single-objective cache: the same GP
-    return s._model(j, X, t, kind=kind, prefix=lambda r: targets(kind, y[:r], sign)[0])
-
-
 def _axis(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: float, span: float
           ) -> Part:
     """Return a -> E[(V - a)^+] for every candidate, V its objective normalised as (v - lo) / span."""
@@ -174,7 +165,9 @@ def propose_ehvi(s: SMBO) -> Architecture:
     preds, believed, best = [], [], []
     for j, o in enumerate(s.objectives):
         t, back = targets(kinds[j], y[:, j], o.sign())
-        gp = _model(s, j, kinds[j], X, t, y[:, j], o.sign())
+        # hyperparameters on SMBO's schedule, fitted on this kind of targets of the first r trials
+        gp = s._model(j, X, t, kind=kinds[j],
+                      prefix=lambda r, j=j, sign=o.sign(): targets(kinds[j], y[:r, j], sign)[0])
         if len(keep) < len(t):
             gp = gp.fit(X[keep], t[keep], refit=False)
         if pending:  # kriging believer: pending architectures count as their predicted mean

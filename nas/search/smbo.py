@@ -84,6 +84,7 @@ class SMBO(Searcher):
         self.features, self.max_listed, self.n_candidates = features, int(max_listed), int(candidates)
         self.max_train = max(int(max_train), 20)
         self._encoder: Encoder | None = None
+        self._group_cols: list[np.ndarray] | None = None
         self._rows: dict[str, np.ndarray] = {}
         self._listed: tuple[list[Architecture], np.ndarray] | None = None
         # (objective, refit point, targets kind) -> GP hyperparameters
@@ -124,9 +125,12 @@ class SMBO(Searcher):
         return np.stack([self._rows[a.id] for a in archs]) if archs else np.zeros((0, 0))
 
     def _groups(self) -> list[np.ndarray]:
-        names = self.encoder().column_names()
-        paths = np.array([n.startswith("path[") for n in names])
-        return [g for g in (np.flatnonzero(~paths), np.flatnonzero(paths)) if len(g)]
+        """Return the GP's column groups: the one-hot columns, then the path columns if any."""
+        if self._group_cols is None:  # the encoder's layout is fixed once built
+            names = self.encoder().column_names()
+            paths = np.array([n.startswith("path[") for n in names])
+            self._group_cols = [g for g in (np.flatnonzero(~paths), np.flatnonzero(paths)) if len(g)]
+        return self._group_cols
 
     # -- candidates --------------------------------------------------------------------------------
     def _key(self, arch: Any) -> tuple:
