@@ -12,7 +12,11 @@ Prints markdown tables:
    share within +-10% on the rest): a parameter-count-linear baseline (the table has no FLOPs; in
    this space params and FLOPs are proportional per stage), ridge on the one-hot encoding, and a
    linear model on op counts (how many edges carry each op, a sum of per-op costs);
-5. stretch, HELP's protocol: adapt to each of HELP's six meta-test devices from 20 samples using the
+5. how much of each latency column is a function of the cell at all: R² of 3-fold cross-validation
+   over the whole table (one-hot ridge, one-hot + pairwise products ridge, op-count linear, gradient
+   boosting). What no model explains is the measurement's own noise: the ceiling of any predictor,
+   and of a searcher's latency model;
+6. stretch, HELP's protocol: adapt to each of HELP's six meta-test devices from 20 samples using the
    nine meta-train devices' columns (ridge on their log latencies; ridge on their latencies plus
    op counts).
 
@@ -175,6 +179,30 @@ def print_latency(table: NB201Table, methods: dict[str, Callable], seeds: int) -
         + " |")
 
 
+def print_latency_ceiling(table: NB201Table, X1: np.ndarray, counts: np.ndarray) -> None:
+    """Print, per latency column, the R² of models fitted on two thirds of the table (3-fold CV)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.preprocessing import PolynomialFeatures
+
+    pairs = PolynomialFeatures(2, interaction_only=True, include_bias=False).fit_transform(X1)
+    alphas = np.logspace(-2, 2, 5)
+    models = {"one-hot ridge": (RidgeCV(alphas=alphas), X1),
+              "one-hot + pairs ridge": (RidgeCV(alphas=alphas), pairs),
+              "op-count linear": (LinearRegression(), counts),
+              "gradient boosting": (HistGradientBoostingRegressor(max_iter=300, random_state=0), X1)}
+    folds = KFold(3, shuffle=True, random_state=0)
+    print("\n### How much of each latency column the cell explains: R² on held-out thirds of the "
+          "table (3-fold CV)\n")
+    print("| column | " + " | ".join(models) + " | noise sd (ms, best model) |")
+    print("|---|" + "---|" * (len(models) + 1))
+    for col in [c for c in table.columns if c.startswith("lat_ms_")]:
+        y = table.column(col)
+        r2 = [cross_val_score(m, X, y, cv=folds, scoring="r2").mean() for m, X in models.values()]
+        print(f"| {col[7:]} | " + " | ".join(f"{r:.3f}" for r in r2)
+              + f" | {y.std() * np.sqrt(max(0.0, 1.0 - max(r2))):.2f} |", flush=True)
+
+
 def print_transfer(table: NB201Table, counts: np.ndarray, params: np.ndarray, seeds: int,
                    n: int = 20) -> None:
     """Print HELP's adaptation task: six new devices from n samples, nine source devices known."""
@@ -234,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         counts = op_counts(onehot, X1)
         params = table.column("params_M_cifar10-valid")
         print_latency(table, latency_methods(X1, counts, params), max(args.seeds, 5))
+        print_latency_ceiling(table, X1, counts)
         print_transfer(table, counts, params, max(args.seeds, 5))
     print(f"\n(wall time {time.perf_counter() - started:.0f} s)")
 
