@@ -33,7 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.preprocessing import PolynomialFeatures
 from threadpoolctl import threadpool_limits
 
 from nas.evaluate.nb201 import OPS, NB201Table, nb201_arch_from_str
@@ -181,10 +184,6 @@ def print_latency(table: NB201Table, methods: dict[str, Callable], seeds: int) -
 
 def print_latency_ceiling(table: NB201Table, X1: np.ndarray, counts: np.ndarray) -> None:
     """Print, per latency column, the R² of models fitted on two thirds of the table (3-fold CV)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.model_selection import KFold, cross_val_score
-    from sklearn.preprocessing import PolynomialFeatures
-
     pairs = PolynomialFeatures(2, interaction_only=True, include_bias=False).fit_transform(X1)
     alphas = np.logspace(-2, 2, 5)
     models = {"one-hot ridge": (RidgeCV(alphas=alphas), X1),

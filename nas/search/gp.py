@@ -111,8 +111,7 @@ class GP:
         # scale each group's start by its typical distance, so that exp(-s * d) starts near e^-1
         typical = [max(float(np.median(d[d > 0])) if np.any(d > 0) else 1.0, 1e-3) for d in dists[:n]]
         # each linear term starts at a share of the (unit) prior variance at a typical point
-        norms = [np.log(max(float(np.median(np.diag(d))), 1e-3) * max(len(self.linear), 1))
-                 for d in dists[n:]]
+        norms = [np.log(max(float(np.median(np.diag(d))), 1e-3) * len(self.linear)) for d in dists[n:]]
         starts = [np.array([*np.log(1.0 / np.array(typical)), *(-np.array(norms)), np.log(0.1)])]
         if self.linear:  # and one where the linear part is nearly off
             starts.append(np.array([*starts[0][:n], *(-np.array(norms) - 4.0), np.log(0.1)]))
