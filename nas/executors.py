@@ -49,17 +49,35 @@ class JobResult:
 
 def run_job(space: Space, job: Job) -> JobResult:
     """Return the result of evaluating one architecture; a failure becomes an error text, not a raise."""
+    from nas.compile.drawing import model_drawing
+
     arch = Architecture.from_json(job.arch_json)
+    built: list[Any] = []  # the first model the evaluator builds: drawn once the trial succeeds
+
+    def build() -> Any:
+        model = space.build(arch)
+        if not built:
+            built.append(model)
+        return model
+
     try:
-        result = job.evaluator.evaluate(lambda: space.build(arch), arch, seed=job.seed)
+        result = job.evaluator.evaluate(build, arch, seed=job.seed)
     except TrialFailed as e:
         return JobResult(error=str(e), pid=os.getpid())
     except (NasError, RuntimeError, ValueError, TypeError, MemoryError, ArithmeticError) as e:
         # A user op with a shape bug, an out-of-memory: this trial fails, the search goes on.
         tail = traceback.format_exception_only(type(e), e)[-1].strip()
         return JobResult(error=tail, pid=os.getpid())
+    extra = dict(result.extra)
+    if built:  # tabular benchmarks never build: nothing to draw, nothing spent
+        try:
+            # Stored with the trial, so the dashboard shows the model without importing the
+            # space's code; a model that cannot be drawn must not cost the trial.
+            extra["model_drawing"] = model_drawing(built[0])
+        except Exception:  # noqa: BLE001 - whatever the user's module does while being drawn
+            pass
     return JobResult(metrics=dict(result.metrics), predicted=list(result.predicted),
-                     curve=list(result.curve), extra=dict(result.extra),
+                     curve=list(result.curve), extra=extra,
                      weights=_weights_bytes(result.state_dict), pid=os.getpid())
 
 
