@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ db_app = typer.Typer(help="Manage the results database.", no_args_is_help=True)
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
-    app.command("dashboard", help="Open the results dashboard (Streamlit, read-only).\n\n"
+    app.command("dashboard", help="Open the results dashboard (Streamlit, read-only). It runs no code "
+                                  "that the database names unless given --trust-spaces.\n\n"
                                   "Example: nas dashboard --db nas.db --port 8501")(dashboard)
 
 
@@ -29,10 +31,61 @@ def db_upgrade(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db") -> Non
     console.print(f"{db}: schema at revision {rev}")
 
 
+TRUST_SPACES_HELP = ("import and run the space code that the database names, to offer TorchScript/ONNX "
+                     "downloads; only for databases you trust")
+STOP_GRACE_S = 10.0  # Streamlit stops within a second of a signal; after this it is killed
+
+
+class _Stop(BaseException):
+    """A signal to stop arrived (a BaseException: nothing on the way may swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signum)
+
+
+def serve(cmd: list[str]) -> int:
+    """Run the server command until it exits or SIGTERM/SIGINT stops it; return the exit status.
+
+    A signal is passed on to the server and waited for, so stopping `nas dashboard` frees the port
+    (the server is a child process: it would otherwise outlive us and keep serving).
+    """
+    stops = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, _raise_stop) for s in stops}
+    proc: subprocess.Popen | None = None
+    try:
+        proc = subprocess.Popen(cmd)
+        return proc.wait()
+    except _Stop as stop:
+        for s in stops:  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(s, signal.SIG_IGN)
+        if proc is not None:
+            proc.send_signal(stop.signum)
+            try:
+                proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        name = signal.Signals(stop.signum).name
+        print(f"nas dashboard: stopped by {name}; the Streamlit server is shut down", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
               port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
               host: Annotated[str, typer.Option(help="address to bind (default: this machine only)")
                               ] = "127.0.0.1",
+              trust_spaces: Annotated[bool, typer.Option("--trust-spaces", "--trust-db",
+                                                         help=TRUST_SPACES_HELP)] = False,
               ) -> None:
     Store.open(db, readonly=True).close()  # a clear error now rather than a traceback in the browser
     app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -41,5 +94,7 @@ def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
     console.print(f"dashboard on http://{host}:{port} over {db} (Ctrl-C to stop)")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--", "--db", db]
-    raise typer.Exit(subprocess.call(cmd))
+           "--", "--db", db, *(["--trust-spaces"] if trust_spaces else [])]
+    # SystemExit, not typer.Exit: the status (143 for SIGTERM, 130 for Ctrl-C, else the server's)
+    # must reach the shell, and `nas.cli.main` runs typer in non-standalone mode.
+    raise SystemExit(serve(cmd))
