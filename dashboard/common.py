@@ -15,21 +15,35 @@ from nas.store import Store, StudyRecord
 from nas.store.db import shown
 
 DEFAULT_DB = "nas.db"
+TRUST_FLAG = "--trust-spaces"
 RUN_HINT = ("nas search search_spaces.convnet:space --dataset digits --budget 20 --epochs 2 "
             "--db {db}")
 
 
+def _app_args(argv: Sequence[str] | None) -> list[str]:
+    """Return the arguments after `--` (what `nas dashboard` passes to the app through Streamlit)."""
+    argv = list(sys.argv if argv is None else argv)
+    return argv[argv.index("--") + 1:] if "--" in argv else argv
+
+
 def db_url(argv: Sequence[str] | None = None) -> str:
     """Return the --db value given after `--` on the command line (default nas.db)."""
-    argv = list(sys.argv if argv is None else argv)
-    if "--" in argv:
-        argv = argv[argv.index("--") + 1:]
+    argv = _app_args(argv)
     for i, arg in enumerate(argv):
         if arg == "--db" and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith("--db="):
             return arg[len("--db="):]
     return DEFAULT_DB
+
+
+def trusts_spaces(argv: Sequence[str] | None = None) -> bool:
+    """Return whether the user started the dashboard with --trust-spaces (after `--`).
+
+    A database is data: only with this flag may a page import and run the space code that the
+    database names (to rebuild models for TorchScript and ONNX downloads).
+    """
+    return TRUST_FLAG in _app_args(argv)
 
 
 @st.cache_resource(show_spinner=False)

@@ -27,11 +27,11 @@ def dashboard_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def open_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
-    """Yield open_page(db, page, **query) -> the AppTest after running that page of the app."""
+    """Yield open_page(db, page, flags=(), **query) -> the AppTest after running that page of the app."""
 
-    def run(db: str, page: str = "views/studies.py", **query: str) -> AppTest:
-        # The app reads --db after `--`, as `nas dashboard` passes it to `streamlit run`.
-        monkeypatch.setattr(sys, "argv", ["streamlit", "--", "--db", db])
+    def run(db: str, page: str = "views/studies.py", *, flags: tuple[str, ...] = (), **query: str) -> AppTest:
+        # The app reads --db (and --trust-spaces) after `--`, as `nas dashboard` passes them.
+        monkeypatch.setattr(sys, "argv", ["streamlit", "--", "--db", db, *flags])
         at = AppTest.from_file(str(APP), default_timeout=120)
         at.switch_page(page)
         for key, value in query.items():

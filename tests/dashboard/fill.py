@@ -1,15 +1,22 @@
 """Fill a results database the dashboard tests read: real searches plus one hand-written study.
 
-Real: a random and an MCTS search on digits (1 epoch, a few trials) and a two-objective random
-search on NAS-Bench-201. Hand-written through the store API: a study whose trial carries what
-issues 7/8 add (a quantization policy, a pruning allocation, measured and predicted latency),
-a failed trial, and latency measurements for the Hardware page.
+Real: a random and an MCTS search on digits (1 epoch, a few trials; each trial stores its model's
+drawing and weights) and a two-objective random search on NAS-Bench-201 (tabular: nothing built,
+nothing drawn). Hand-written through the store API: a study whose trial carries what issues 7/8
+add (a quantization policy, a pruning allocation, measured and predicted latency) and the drawing
+a search would store, a failed trial, and latency measurements for the Hardware page.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
 import torch
 
+from nas.compile.drawing import model_drawing
 from nas.evaluate import TrainConfig, make_evaluator
 from nas.loading import load_space_and_args
 from nas.run import search
@@ -54,7 +61,8 @@ def _handmade(url: str) -> None:
     model = sp.build(archs[1])
     layers = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
     extra = {"quant_policy": {n: ("int8" if i % 2 else "fp32") for i, n in enumerate(layers)},
-             "prune_allocation": {n: round(0.1 * (i + 1), 2) for i, n in enumerate(layers)}}
+             "prune_allocation": {n: round(0.1 * (i + 1), 2) for i, n in enumerate(layers)},
+             "model_drawing": model_drawing(model)}
     store.finish_trial(done.id, TrialState.COMPLETE, metrics={
         "accuracy": 0.91, "latency_ms": 1.2, "latency_ms_measured": 1.2, "latency_ms_predicted": 1.3,
         "params": 1234.0, "size_mb": 0.01}, predicted=["latency_ms_predicted"],
@@ -74,6 +82,17 @@ def fill(url: str, *, digits_budget: int = 2, nb201_budget: int = 15) -> None:
     _digits(url, "mcts", "digits-mcts", digits_budget)
     _nb201(url, nb201_budget)
     _handmade(url)
+
+
+def doctor(src: str, dst: str | Path, study: str, command: str) -> None:
+    """Copy the database and make `study` name os.system with `command` as its space (the attack)."""
+    with closing(sqlite3.connect(src)) as a, closing(sqlite3.connect(dst)) as c:
+        a.backup(c)  # a copy that includes what is still in the write-ahead log
+        (attrs,) = c.execute("select user_attrs from studies where name = ?", (study,)).fetchone()
+        attrs = {**json.loads(attrs or "{}"), "space_args": {"command": command}}
+        c.execute("update studies set space_ref = 'os:system', user_attrs = ? where name = ?",
+                  (json.dumps(attrs), study))
+        c.commit()
 
 
 if __name__ == "__main__":

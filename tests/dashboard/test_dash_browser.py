@@ -7,6 +7,7 @@ a temporary folder, or to docs/ (the README's pictures) when NAS_UPDATE_SCREENSH
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+try:
+    from tests.dashboard.fill import HANDMADE, HANDMADE_TRIAL, doctor
+except ModuleNotFoundError:  # a bare `pytest` run from tests/
+    from dashboard.fill import HANDMADE, HANDMADE_TRIAL, doctor  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,15 +46,19 @@ def _nas() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "nas.cli"]
 
 
-@pytest.fixture(scope="module")
-def server(dashboard_db: str) -> Iterator[str]:
-    """Yield the URL of `nas dashboard` serving the test database."""
+def _need_chromium() -> None:
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing; CI must run the browser test (apt-get install chromium)")
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+
+
+@contextlib.contextmanager
+def dashboard(db: str, *flags: str) -> Iterator[str]:
+    """Run `nas dashboard` on `db` on a free port; yield its URL."""
+    _need_chromium()
     port = _free_port()
-    proc = subprocess.Popen([*_nas(), "dashboard", "--db", dashboard_db, "--port", str(port)],
+    proc = subprocess.Popen([*_nas(), "dashboard", "--db", db, "--port", str(port), *flags],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -72,16 +82,36 @@ def server(dashboard_db: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser_page(server: str) -> Iterator[object]:
-    """Yield a Playwright page in headless Debian Chromium."""
+def server(dashboard_db: str) -> Iterator[str]:
+    """Yield the URL of `nas dashboard` serving the test database."""
+    with dashboard(dashboard_db) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """Yield headless Debian Chromium under Playwright (one per module: Playwright's sync API nests not)."""
+    _need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.set_default_timeout(60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+def _new_page(browser) -> object:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.set_default_timeout(60_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str, chromium) -> Iterator[object]:
+    """Yield a Playwright page in headless Debian Chromium."""
+    page = _new_page(chromium)
+    yield page
+    page.close()
 
 
 def _settle(page) -> None:
@@ -127,6 +157,11 @@ def test_every_page_in_a_real_browser(server, browser_page, shots):
 
     page.get_by_role("link", name="Open the best architecture").click()
     page.wait_for_selector("h1:has-text('of nb201-random')")
+    _settle(page)  # a tabular benchmark builds no model: there is no drawing to show
+    page.wait_for_selector("text=No drawing of the model is stored")
+
+    page.goto(f"{server}/architecture?study={HANDMADE}&trial={HANDMADE_TRIAL}")
+    page.wait_for_selector(f"h1:has-text('of {HANDMADE}')")
     _check(page, shots, "architecture", ['[data-testid="stGraphVizChart"] svg',
                                          '[data-testid="stDataFrame"]'],
            focus="h3:has-text('Model')")
@@ -139,3 +174,22 @@ def test_every_page_in_a_real_browser(server, browser_page, shots):
     page.get_by_role("link", name="Hardware").first.click()
     page.wait_for_selector("h1:has-text('Hardware')")
     _check(page, shots, "hardware", ['[data-testid="stPlotlyChart"]'])
+
+
+def test_a_doctored_database_runs_no_code_when_its_architecture_is_shown(dashboard_db, chromium, tmp_path):
+    """The issue's attack: space_ref='os:system' and space_args {"command": ...} in a copied database."""
+    db, marker = tmp_path / "doctored.db", tmp_path / "pwned"
+    doctor(dashboard_db, db, "digits-random", f"id > {marker}")
+    with dashboard(str(db)) as url:
+        page = _new_page(chromium)
+        page.goto(f"{url}/architecture?study=digits-random&trial=0")
+        page.wait_for_selector("h1:has-text('Trial 0 of digits-random')")
+        _settle(page)
+        page.wait_for_selector('[data-testid="stDataFrame"]', state="visible")  # decisions, metrics
+        page.wait_for_selector("h3:has-text('Model')")
+        assert not marker.exists(), marker.read_text()
+        page.wait_for_selector('[data-testid="stGraphVizChart"] svg', state="visible")  # stored drawing
+        assert "Conv2d" in page.inner_text('[data-testid="stGraphVizChart"]')
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.close()
+    assert not marker.exists()

@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 import torch
 
+try:
+    from tests.dashboard.fill import doctor
+except ModuleNotFoundError:  # a bare `pytest` run from tests/
+    from dashboard.fill import doctor  # type: ignore[no-redef]
+
+from nas.compile.drawing import drawing_dot
+from nas.loading import LoadError, load_space
 from nas.objectives import Objective, pareto_front
 from nas.store import Store
+from nas.weights import trial_weights
 
 torch.set_num_threads(1)
 
@@ -118,9 +126,61 @@ def test_architecture_page_marks_predicted_and_shows_compression(open_page, dash
     bars = next(f for f in _figures(at) if f["data"][0]["type"] == "bar")["data"][0]
     assert dict(zip(_arr(bars["y"]), _arr(bars["x"]), strict=True)) == extra["prune_allocation"]
     dot = at.get("graphviz_chart")[0].proto.spec
-    assert dot.startswith("digraph") and "Conv2d" in dot and "Linear" in dot
-    assert [b.proto.label for b in at.get("download_button")] == [
-        "TorchScript (.pt)", "ONNX (.onnx)", "State dict (.safetensors)", "Architecture (.json)"]
+    assert dot == drawing_dot(extra["model_drawing"]) and "Conv2d" in dot and "Linear" in dot
+    # no weights stored; TorchScript and ONNX need the space's code, which is not trusted here
+    assert _buttons(at) == {"TorchScript (.pt)": False, "ONNX (.onnx)": False,
+                            "State dict (.safetensors)": False, "Architecture (.json)": True}
+    assert any("nas export handmade 1 --format torchscript --space REF" in c.value for c in at.caption)
+
+
+def _buttons(at) -> dict[str, bool]:
+    """Return {download button label: whether it is enabled}, in page order."""
+    return {b.proto.label: not b.proto.disabled for b in at.get("download_button")}
+
+
+def test_a_doctored_database_runs_no_code_it_names(open_page, dashboard_db, tmp_path):
+    db, marker = tmp_path / "doctored.db", tmp_path / "pwned"
+    doctor(dashboard_db, db, "digits-random", f"id > {marker}")
+    with pytest.raises(LoadError):  # the payload is live: rebuilding the space runs it
+        load_space("os:system", {"command": f"id > {tmp_path / 'control'}"})
+    assert (tmp_path / "control").exists()
+    at = open_page(str(db), "views/architecture.py", study="digits-random", trial="0")
+    _ok(at)
+    assert at.title[0].value == "Trial 0 of digits-random"
+    assert at.get("graphviz_chart") and "Conv2d" in at.get("graphviz_chart")[0].proto.spec
+    assert _buttons(at)["State dict (.safetensors)"] and not _buttons(at)["ONNX (.onnx)"]
+    for page in ("views/studies.py", "views/study.py", "views/compare.py", "views/hardware.py"):
+        _ok(open_page(str(db), page, study="digits-random"))
+    assert not marker.exists()
+
+
+def test_architecture_page_hands_out_the_trials_own_weights(open_page, dashboard_db):
+    at = open_page(dashboard_db, "views/architecture.py", study="digits-random", trial="0")
+    _ok(at)
+    with Store.open(dashboard_db, readonly=True) as s:
+        study = s.get_study("digits-random")
+        trial = s.get_trial(study.id, 0)
+        assert trial_weights(s, study, trial)  # what the State dict button hands out, as stored
+    assert at.get("graphviz_chart")[0].proto.spec == drawing_dot(trial.extra["model_drawing"])
+    assert _buttons(at) == {"TorchScript (.pt)": False, "ONNX (.onnx)": False,
+                            "State dict (.safetensors)": True, "Architecture (.json)": True}
+
+
+def test_a_tabular_trial_says_it_has_no_drawing(open_page, dashboard_db):
+    at = open_page(dashboard_db, "views/architecture.py", study="nb201-random", trial="3")
+    _ok(at)
+    assert not at.get("graphviz_chart")
+    assert any("No drawing of the model is stored" in c.value for c in at.caption)
+
+
+def test_a_trusting_dashboard_rebuilds_the_space_for_exports(open_page, dashboard_db):
+    at = open_page(dashboard_db, "views/architecture.py", flags=("--trust-spaces",),
+                   study="nb201-random", trial="3")
+    _ok(at)
+    assert "digraph" in at.get("graphviz_chart")[0].proto.spec  # drawn from the rebuilt space
+    assert _buttons(at) == {"TorchScript (.pt)": True, "ONNX (.onnx)": True,
+                            "State dict (.safetensors)": False, "Architecture (.json)": True}
+    assert not any("nas export" in c.value for c in at.caption)
 
 
 def test_architecture_page_follows_the_url_after_another_choice(open_page, dashboard_db):
@@ -205,7 +265,6 @@ def test_a_running_study_is_live_and_a_silent_one_died(open_page, tmp_path):
     from datetime import UTC, datetime, timedelta
 
     from dashboard import data
-    from nas.loading import load_space
     from nas.store import StudySpec
 
     db = str(tmp_path / "live.db")
