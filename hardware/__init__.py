@@ -1,10 +1,18 @@
 """Hardware awareness: device identity, latency timers and saved device profiles."""
 
 from hardware.identity import DeviceIdentity, identify
-from hardware.profile import MEASUREMENT_COLUMNS, PROFILES_DIR, DeviceProfile
+from hardware.profile import (
+    MEASUREMENT_COLUMNS,
+    SHIPPED_PROFILES_DIR,
+    DeviceProfile,
+    default_profile_path,
+    profile_dirs,
+    user_profiles_dir,
+)
 from hardware.timing import Timing, compare_interleaved, make_input, measure, measure_latency
 
 __all__ = [
-    "MEASUREMENT_COLUMNS", "PROFILES_DIR", "DeviceIdentity", "DeviceProfile", "Timing",
+    "MEASUREMENT_COLUMNS", "SHIPPED_PROFILES_DIR", "DeviceIdentity", "DeviceProfile", "Timing",
+    "default_profile_path", "profile_dirs", "user_profiles_dir",
     "compare_interleaved", "identify", "make_input", "measure", "measure_latency",
 ]

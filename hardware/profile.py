@@ -7,6 +7,7 @@ a profile outlives any scikit-learn release.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,29 @@ from hardware.identity import DeviceIdentity
 from nas.errors import HardwareError
 
 FORMAT_VERSION = 1
-PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+# Profiles that ship with nas: read, never written (a user's `nas profile` must not overwrite them).
+SHIPPED_PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def user_profiles_dir() -> Path:
+    """Return where this user's profiles are saved: $NAS_PROFILES_DIR, else the XDG data folder."""
+    if os.environ.get("NAS_PROFILES_DIR"):
+        return Path(os.environ["NAS_PROFILES_DIR"]).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "nas" / "profiles"
+
+
+def profile_dirs() -> list[Path]:
+    """Return the folders searched for profiles, the user's first."""
+    return [user_profiles_dir(), SHIPPED_PROFILES_DIR]
+
+
+def default_profile_path(device_id: str) -> Path:
+    """Return the profile of `device_id`: the user's, else a shipped one, else where the user's goes."""
+    for folder in profile_dirs():
+        if (folder / f"{device_id}.json").is_file():
+            return folder / f"{device_id}.json"
+    return user_profiles_dir() / f"{device_id}.json"
 # The columns of the store's `measurements` table, in order.
 MEASUREMENT_COLUMNS = ("device_id", "kind", "config", "batch_size", "median_ms", "iqr_ms",
                        "repeats", "device")
@@ -66,8 +89,8 @@ class DeviceProfile:
                    list(data.get("models", [])), dict(data.get("meta", {})))
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the profile as JSON (default `hardware/profiles/<device_id>.json`); return path."""
-        target = Path(path) if path is not None else PROFILES_DIR / f"{self.device_id}.json"
+        """Write the profile as JSON (default: the user's profile folder); return the path."""
+        target = Path(path) if path is not None else user_profiles_dir() / f"{self.device_id}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(target.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True), encoding="utf-8")

@@ -27,6 +27,7 @@ EOF
 args=()
 for s in $SPACES; do args+=(--space "search_spaces.$s:space"); done
 db=$(mktemp -d)/gpu.db
+export NAS_PROFILES_DIR="$PWD/hardware/profiles"  # this profile is for the repository: commit it
 "$PY" -c "from nas.cli import main; raise SystemExit(main())" profile --device cuda:0 "${args[@]}" \
     --samples 8 --batch 1 --batch 32 --time-budget "$MINUTES" --db "sqlite:///$db"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import HardwareError
-from nas.evaluate import EvalResult, count_params
+from nas.evaluate import CachesWeights, EvalResult, count_params
 from nas.objectives import Constraint, Objective
 from nas.results import best_trials
 from nas.space import Architecture, Space
@@ -26,10 +26,10 @@ LATENCY = "latency_ms"
 
 
 def profile_path(device: str = "cpu", threads: int | None = None) -> Path:
-    """Return where this device's profile lives (it may not exist yet)."""
-    from hardware import PROFILES_DIR, identify
+    """Return this device's profile: the user's, else a shipped one, else where `nas profile` saves it."""
+    from hardware import default_profile_path, identify
 
-    return Path(PROFILES_DIR) / f"{identify(device, threads).device_id}.json"
+    return default_profile_path(identify(device, threads).device_id)
 
 
 class LatencyModel:
@@ -73,6 +73,21 @@ class PredictedLatency:
     def __init__(self, base: Any, model: LatencyModel) -> None:
         self.base, self.model, self.name = base, model, getattr(base, "name", "train")
 
+    @property
+    def weight_cache(self) -> Any:
+        """The wrapped evaluator's weight cache (None when it keeps none)."""
+        return self.base.weight_cache if isinstance(self.base, CachesWeights) else None
+
+    @weight_cache.setter
+    def weight_cache(self, cache: Any) -> None:
+        if isinstance(self.base, CachesWeights):
+            self.base.weight_cache = cache
+
+    def metric_names(self) -> set[str]:
+        """Return the wrapped evaluator's metric names and the predicted latency's."""
+        names = self.base.metric_names() | {LATENCY, "latency_ms_predicted"}
+        return names | ({"latency_ms_measured"} if LATENCY in self.base.metric_names() else set())
+
     def describe(self) -> dict:
         return {**self.base.describe(), "latency": "predicted", "profile": str(self.model.profile),
                 "latency_batch": self.model.batch_size}
@@ -99,14 +114,13 @@ def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: 
     """Measure the latency of the study's final front and store it; return the updated front."""
     from hardware import measure_latency
     from nas.export import load_weights
+    from nas.weights import trial_weights
 
     front = best_trials(store.trials(study.id), objectives, constraints)
     updated = []
     for t in front:
         model = space.build(t.architecture)
-        # a quantized trial's fp32 weights are kept by its structure (every policy shares them)
-        arch_id = str(t.extra.get("structure_id", t.arch_id)) if space.quantization else t.arch_id
-        weights = store.get_weights(study.space_fingerprint, arch_id, "trained")
+        weights = trial_weights(store, study, t)
         if weights is not None:
             load_weights(model, weights)
         if space.quantization:

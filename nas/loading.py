@@ -6,6 +6,7 @@ import inspect
 import json
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
@@ -29,6 +30,14 @@ def parse_kv(items: list[str] | tuple[str, ...], what: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+def absolute_ref(ref: str) -> str:
+    """Return `ref` with a file path made absolute, so the study names its space from any folder."""
+    target, sep, name = ref.rpartition(":")
+    if sep and target.endswith(".py"):
+        return f"{Path(target).expanduser().resolve()}:{name}"
+    return ref
 
 
 def _import_function(ref: str) -> Any:

@@ -15,14 +15,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.assemble import check_metrics
 from nas.errors import SearchError
-from nas.evaluate import Evaluator
+from nas.evaluate import CachesWeights, Evaluator
 from nas.executors import Job, JobResult, make_executor, result_of
 from nas.objectives import Constraint, Objective, parse_constraints, parse_objectives
 from nas.results import best_trials
 from nas.search import Observation, Searcher, make_searcher
 from nas.space import Architecture, Space
 from nas.store import Store, StudyRecord, StudySpec, TrialRecord, TrialState
+from nas.weights import WEIGHTS_REF, StoreWeightCache, weights_key
 
 INTERRUPTED = "interrupted: the run died while this trial was running (queued again on resume)"
 MAX_DUPLICATES = 1000  # proposals of already-evaluated architectures in a row before we stop
@@ -66,10 +68,11 @@ def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
     if budget < 1:
         raise SearchError(f"budget={budget}: give the number of architectures to evaluate (>= 1)")
     objs, cons = parse_objectives(objectives), parse_constraints(constraints)
+    check_metrics(evaluator, objs, cons)
     store = Store.open(storage)
-    if hasattr(evaluator, "weight_cache"):  # e.g. post-training quantization: train once per network
-        evaluator.weight_cache = StoreWeightCache(store, space.fingerprint)
     loop = _Loop(space, evaluator, store, objs, cons, budget, seed, on_progress)
+    if isinstance(evaluator, CachesWeights):  # e.g. post-training quantization: train once per network
+        evaluator.weight_cache = StoreWeightCache(store, space.fingerprint, loop.weights_key)
     record = store.create_study(StudySpec(
         name=study or f"{space.name or 'space'}-{searcher}-{seed}", space_ref=space_ref,
         space_fingerprint=space.fingerprint, space_description=space.describe(),
@@ -83,25 +86,12 @@ def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
     executor = make_executor(workers, space, space_ref, dict(space_args or {}))
     try:
         loop.run(record, s, executor, workers)
-    finally:
-        executor.shutdown()
+    except BaseException:  # Ctrl-C, SIGTERM, a failing store: running trials are marked already
+        executor.stop()
+        raise
+    executor.shutdown()
     trials = store.trials(record.id)
     return StudyResult(store.get_study(record.name), trials, objs, cons, s.n_skipped)
-
-
-class StoreWeightCache:
-    """Trained weights kept in the store, keyed by architecture id (what `weight_cache` expects)."""
-
-    def __init__(self, store: Store, fingerprint: str) -> None:
-        self.store, self.fingerprint = store, fingerprint
-
-    def get(self, arch_id: str, key: str = "trained") -> bytes | None:
-        """Return the stored safetensors bytes, or None."""
-        return self.store.get_weights(self.fingerprint, arch_id, key)
-
-    def put(self, arch_id: str, data: bytes, key: str = "trained") -> None:
-        """Store safetensors bytes for an architecture."""
-        self.store.put_weights(self.fingerprint, arch_id, key, data)
 
 
 class _Loop:
@@ -114,7 +104,9 @@ class _Loop:
         self.objectives, self.constraints = objectives, constraints
         self.budget, self.seed, self.on_progress = budget, seed, on_progress
         self.host = socket.gethostname()
-        self.device = str(evaluator.describe().get("device", "cpu"))
+        description = evaluator.describe()
+        self.device = str(description.get("device", "cpu"))
+        self.weights_key = weights_key(description, seed)
         self.started = time.monotonic()
         self.requeue: list[Architecture] = []
         self.known: dict[str, TrialRecord] = {}
@@ -123,7 +115,11 @@ class _Loop:
     def run(self, record: StudyRecord, searcher: Searcher, executor: Any, workers: int) -> None:
         self.study = record
         self._restore(searcher)
+        self._progress(None, searcher)  # a resumed study starts its display at what is done
         running: dict[Future, tuple[TrialRecord, Architecture]] = {}
+        # Trials started here and not yet finished: an inline job runs inside submit, before its
+        # future exists, so `running` alone would miss the trial a Ctrl-C interrupts.
+        unfinished: dict[int, TrialRecord] = {}
         try:
             while True:
                 while len(running) < workers and self.counted + len(running) < self.budget:
@@ -132,15 +128,17 @@ class _Loop:
                         break
                     trial = self.store.start_trial(record.id, arch.id, arch.to_json(), host=self.host,
                                                    device=self.device, worker=f"pid{os.getpid()}")
+                    unfinished[trial.id] = trial
                     running[executor.submit(self._job(arch))] = (trial, arch)
                 if not running:
                     break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     trial, arch = running.pop(fut)
+                    del unfinished[trial.id]
                     self._finish(trial, arch, result_of(fut), searcher)
         except BaseException:
-            for trial, _ in running.values():
+            for trial in unfinished.values():
                 self.store.finish_trial(trial.id, TrialState.FAILED, error=INTERRUPTED)
             raise
         if self.counted >= self.budget or not running:
@@ -177,10 +175,15 @@ class _Loop:
     def _finish(self, trial: TrialRecord, arch: Architecture, result: JobResult, searcher: Searcher) -> None:
         if result.error is None:
             extra = {**result.extra, "worker_pid": result.pid}
+            # The trial's own weights (or, for a quantized policy, its structure's, trained under
+            # the same key): stored before the trial that names them.
+            owner = str(result.extra.get("weights_arch_id", arch.id))
+            if result.weights is not None:
+                self.store.put_weights(self.space.fingerprint, owner, self.weights_key, result.weights)
+            if result.weights is not None or "weights_arch_id" in result.extra:
+                extra[WEIGHTS_REF] = {"arch_id": owner, "key": self.weights_key}
             record = self.store.finish_trial(trial.id, TrialState.COMPLETE, metrics=result.metrics,
                                              predicted=result.predicted, curve=result.curve, extra=extra)
-            if result.weights is not None:
-                self.store.put_weights(self.space.fingerprint, arch.id, "trained", result.weights)
             self._check_objectives(record)
         else:
             record = self.store.finish_trial(trial.id, TrialState.FAILED, error=result.error,
@@ -188,9 +191,12 @@ class _Loop:
         self.known[arch.id] = record
         self.counted += 1
         searcher.tell(arch, record.metrics, str(record.state))
+        self._progress(record, searcher)
+
+    def _progress(self, last: TrialRecord | None, searcher: Searcher) -> None:
         if self.on_progress is not None:
             best = best_trials(list(self.known.values()), self.objectives, self.constraints)
-            self.on_progress(Progress(self.counted, self.budget, best, record, searcher.n_skipped,
+            self.on_progress(Progress(self.counted, self.budget, best, last, searcher.n_skipped,
                                       time.monotonic() - self.started))
 
     def _check_objectives(self, record: TrialRecord) -> None:

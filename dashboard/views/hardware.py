@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, common
-from hardware.profile import PROFILES_DIR, DeviceProfile
+from hardware.profile import DeviceProfile, profile_dirs
 from nas.errors import NasError
 
 st.title("Hardware")
@@ -32,10 +32,13 @@ def profiles(folder: str) -> tuple[pd.DataFrame, list[str]]:
 
 
 st.subheader("Device profiles")
-table, bad = profiles(str(PROFILES_DIR))
+folders = profile_dirs()
+parts = [profiles(str(folder)) for folder in folders]
+table = pd.concat([t for t, _ in parts], ignore_index=True)
+bad = [message for _, messages in parts for message in messages]
 if table.empty:
-    st.info(f"No device profiles in {PROFILES_DIR}. Profile this machine with "
-            "`predictors.profile_device(...).save()`.")
+    st.info(f"No device profiles in {' or '.join(map(str, folders))}. Profile this machine with "
+            "`nas profile --space SPACE`.")
 else:
     st.dataframe(table, hide_index=True, key="profiles_table")
 for message in bad:

@@ -5,15 +5,19 @@ Every user error ends in one line on stderr and a non-zero exit status; `--debug
 
 from __future__ import annotations
 
+import re
 import sys
 
+import click
 import typer
 
 from nas.cli import hardware_cmd, prune_cmd, results_cmd, search_cmd, system_cmd
+from nas.cli.signals import INTERRUPTED, Stopped, stop_on_sigterm
 from nas.errors import NasError
 
 app = typer.Typer(
     name="nas", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
     help="Neural architecture search for PyTorch.\n\nExample: "
          "[bold]nas search search_spaces.convnet:space --dataset digits --budget 20[/bold]",
 )
@@ -25,31 +29,47 @@ hardware_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 for user errors)."""
+    """Run the command line; return the exit status (2 for user errors, 130/143 when stopped)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
     try:
-        app(args, standalone_mode=False)
+        with stop_on_sigterm():
+            app(args, standalone_mode=False)
     except NasError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (typer.Abort, KeyboardInterrupt):
-        print("interrupted: completed trials are saved; continue with --resume", file=sys.stderr)
-        return 130
-    except typer.Exit as e:
+        return _fail(f"error: {e}", 2)
+    except click.exceptions.NoArgsIsHelpError:
+        return 0  # `nas` alone: the help was printed, which is what was asked for
+    except click.ClickException as e:  # usage: unknown command or option, a value of the wrong type
+        if debug:
+            raise
+        # typer repeats its "Did you mean" hint: keep each sentence once
+        message = " ".join(dict.fromkeys(re.split(r"(?<=[.?!])\s+", e.format_message())))
+        return _fail(f"error: {message} (see nas {_command(args)}--help)", 2)
+    except Stopped as e:
+        return _fail(e.message, e.status)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return _fail(INTERRUPTED, 130)
+    except click.exceptions.Exit as e:
         return e.exit_code
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except Exception as e:  # a bug of nas, not the user's input: one line, the traceback on request
+        if debug:
+            raise
+        return _fail(f"internal error: {type(e).__name__}: {e} (run again with --debug for the traceback "
+                     "and report it)", 1)
     return 0
+
+
+def _fail(message: str, status: int) -> int:
+    print(" ".join(message.split()), file=sys.stderr)  # exactly one line
+    return status
+
+
+def _command(args: list[str]) -> str:
+    return f"{args[0]} " if args and args[0] in {c.name for c in app.registered_commands} else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from nas.errors import NasError
 from nas.loading import study_space
 from nas.space import Space
 from nas.store import Store, StudyRecord, TrialRecord
@@ -16,13 +18,33 @@ from nas.store import Store, StudyRecord, TrialRecord
 console = Console()
 err_console = Console(stderr=True)
 
+ARCH_ID_SHOWN = 8  # characters of an architecture id in tables (the JSON and CSV forms give it whole)
 DB_HELP = "results database: a file path (SQLite) or an SQLAlchemy URL"
 
 
-def space_of(study: StudyRecord) -> Space:
-    """Return the study's space, rebuilt from its reference."""
-    return study_space(study.space_ref, study.user_attrs.get("space_args") or {},
+SPACE_HELP = ("the study's space, path/to/file.py:function or module:function, to rebuild its models "
+              "(the stored space arguments are passed to it)")
+TRUST_HELP = ("import and run the space code that the database itself names; only for a database you "
+              "trust (a database is data: without this or --space no code it names is run)")
+
+
+def space_of(study: StudyRecord, space: str | None, trust_db: bool) -> Space:
+    """Return the study's space, rebuilt from the code the user named (or, if trusted, the stored one).
+
+    A database is data: the reference stored in it is imported only under --trust-db.
+    """
+    if space is None and not trust_db:
+        hint = f"--space {shlex.quote(study.space_ref)}" if study.space_ref else "--space FILE.py:FUNCTION"
+        raise NasError(f"rebuilding study {printable(study.name)!r}'s models runs its space code: pass "
+                       f"{hint} (the space it was run with), or --trust-db to import what the database "
+                       "names")
+    return study_space(space or study.space_ref, study.user_attrs.get("space_args") or {},
                        study.space_fingerprint, study.name)
+
+
+def printable(text: object) -> str:
+    """Return text safe to print: control characters (terminal escapes, newlines) spelled out."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def open_study(db: str, name: str, readonly: bool = True) -> tuple[Store, StudyRecord]:
@@ -36,7 +58,10 @@ def fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+        for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):  # short enough for an 80-column table
+            if abs(v) >= 10 * scale:
+                return f"{v / scale:.4g}{unit}"
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -52,11 +77,11 @@ def trial_dict(t: TrialRecord) -> dict[str, Any]:
 def trials_table(trials: list[TrialRecord], metrics: list[str], title: str = "") -> Table:
     """Return a rich table of trials with the given metric columns."""
     table = Table(title=title or None)
-    for col in ["#", "state", *metrics, "arch_id"]:
-        table.add_column(col, justify="right" if col in metrics or col == "#" else "left")
+    for col in ["#", "state", *metrics, "arch_id"]:  # long headers fold rather than end in "…"
+        table.add_column(col, justify="right" if col in metrics or col == "#" else "left", overflow="fold")
     for t in trials:
         marks = [fmt(t.metrics.get(m, "")) + ("*" if m in t.predicted else "") for m in metrics]
-        table.add_row(str(t.number), str(t.state), *marks, t.arch_id)
+        table.add_row(str(t.number), str(t.state), *marks, t.arch_id[:ARCH_ID_SHOWN])
     return table
 
 

@@ -75,7 +75,7 @@ def profile(
                                   time_budget_s=time_budget * 60, seed=seed, progress=report,
                                   threads=threads if device == "cpu" else None, repeats=repeats,
                                   precisions=("fp32", "int8") if int8 else ("fp32",))
-    path = prof.save(out or (profile_path(device, threads) if extend else None))
+    path = prof.save(out)  # the user's profile folder by default; shipped profiles stay as they are
     # the store keeps the full device identity with every raw measurement
     rows = [{**r, "device": prof.identity.to_json()} for r in prof.measurements]
     if extend:  # only the new rows go to the store; the float ones are there already

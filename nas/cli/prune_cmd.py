@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,11 +10,22 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.cli.common import DB_HELP, console, dumps, fmt, open_study, space_of
+from nas.cli.common import (
+    DB_HELP,
+    SPACE_HELP,
+    TRUST_HELP,
+    console,
+    dumps,
+    fmt,
+    open_study,
+    printable,
+    space_of,
+)
 from nas.errors import NasError
 from nas.evaluate.training import TrainEvaluator
 from nas.space import Architecture
 from nas.store import Store, StudyRecord, TrialRecord
+from nas.weights import trial_weights
 
 PRUNE_HELP = (
     "Prune a trial's trained model and print its validation accuracy, sparsity and per-layer "
@@ -51,12 +63,21 @@ def prune_trial(
         help="device profile JSON for --structured (default: this device's)")] = None,
     finetune_epochs: Annotated[int, typer.Option(help="fine-tuning epochs after pruning")] = 0,
     out: Annotated[Path | None, typer.Option(
-        help="write the pruned model: TorchScript if FILE ends in .pt, else a safetensors state dict")
+        help="write the pruned model: TorchScript if FILE ends in .pt, else a safetensors state dict "
+             "(not overwritten without --force)")
     ] = None,
     format: Annotated[Format, typer.Option(help="table | json")] = Format.table,
     calib_samples: Annotated[int, typer.Option(help="training examples in the calibration batch")] = 256,
     seed: Annotated[int, typer.Option(help="seed of the fine-tuning")] = 0,
     db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
+    space: Annotated[str | None, typer.Option(help=SPACE_HELP)] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="the study's data set, restated (needed when it is a loader file.py:function)")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        help="folder of the study's data set (needed for cifar10: its batches are pickles, read "
+             "only from a folder you name)")] = None,
+    trust_db: Annotated[bool, typer.Option("--trust-db", help=TRUST_HELP)] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out file")] = False,
 ) -> None:
     """Prune one trial's trained model."""
     import torch
@@ -64,17 +85,20 @@ def prune_trial(
     from nas.compress.prune import make_permanent
     from nas.evaluate.pruned import PruneEvaluator
     from nas.evaluate.trainer import evaluate_model
-    from nas.export import load_weights
+    from nas.export import check_out_path, load_weights
 
+    if out is not None:
+        check_out_path(out, force=force, reads=[db])
     torch.set_num_threads(1)  # repeatable results; pruning a trained model is small work
     store, rec = open_study(db, study)
     t = store.get_trial(rec.id, trial)
     weights = _trained_weights(store, rec, t)
-    pruner = PruneEvaluator(_train_evaluator(rec.evaluator), sparsity=sparsity, method=method,
+    base = _train_evaluator(rec.evaluator, dataset, data_dir, trust_db)
+    pruner = PruneEvaluator(base, sparsity=sparsity, method=method,
                             finetune_epochs=finetune_epochs, calib_samples=calib_samples,
                             structured=structured, latency=latency, profile=profile)
     pruner.describe()  # checks sparsity and method before the data are loaded
-    model = space_of(rec).build(Architecture(t.architecture))
+    model = space_of(rec, space, trust_db).build(Architecture(t.architecture))
     load_weights(model, weights)
     splits = pruner.base.splits()
     _, dense_acc = evaluate_model(model, splits.x_val, splits.y_val)
@@ -98,10 +122,7 @@ def prune_trial(
 
 def _trained_weights(store: Store, rec: StudyRecord, t: TrialRecord) -> bytes:
     """Return the trial's stored trained weights, or raise a NasError saying there are none."""
-    weights = store.get_weights(rec.space_fingerprint, t.arch_id, "trained")
-    structure = t.extra.get("structure_id") if isinstance(t.extra, dict) else None
-    if weights is None and structure:  # post-training quantization keeps one set per structure
-        weights = store.get_weights(rec.space_fingerprint, str(structure), "trained")
+    weights = trial_weights(store, rec, t)
     if weights is None:
         raise NasError(
             f"trial {t.number} of study {rec.name!r} has no trained weights to prune (state "
@@ -111,9 +132,15 @@ def _trained_weights(store: Store, rec: StudyRecord, t: TrialRecord) -> bytes:
     return weights
 
 
-def _train_evaluator(description: dict) -> TrainEvaluator:
-    """Return the training evaluator that a study's stored evaluator description names."""
+def _train_evaluator(description: dict, dataset: str | None, data_dir: str | None,
+                     trust_db: bool) -> TrainEvaluator:
+    """Return the training evaluator that a study's stored evaluator description names.
+
+    A database is data: a loader function it names is imported, and CIFAR-10 pickles are read,
+    only when the user restates them on the command line (or passes --trust-db).
+    """
     from nas.evaluate import TrainConfig, make_evaluator
+    from nas.evaluate.datasets import is_loader_spec
 
     desc = description
     while isinstance(desc.get("base"), dict):  # prune / quant evaluators wrap a training one
@@ -121,8 +148,15 @@ def _train_evaluator(description: dict) -> TrainEvaluator:
     if desc.get("kind") != "train" or "dataset" not in desc:
         raise NasError(f"the study's evaluator ({desc.get('kind') or desc.get('name')!r}) does not "
                        "train on a data set, so there is no validation data to prune against")
+    name, folder = dataset or desc["dataset"], data_dir or desc.get("data_dir")
+    if not trust_db and is_loader_spec(name) and dataset is None:
+        raise NasError(f"the study's data set is code ({printable(name)}): pass --dataset "
+                       f"{shlex.quote(name)} to run it, or --trust-db")
+    if not trust_db and name == "cifar10" and data_dir is None:
+        raise NasError("CIFAR-10 batches are pickles, read only from a folder you name: pass --data-dir "
+                       "DIR (your cifar-10-batches-py), or --trust-db to use the stored one")
     evaluator = make_evaluator(
-        desc["dataset"], data_dir=desc.get("data_dir"), config=TrainConfig(**desc.get("config", {})),
+        name, data_dir=folder, config=TrainConfig(**desc.get("config", {})),
         max_train=desc.get("max_train"), data_seed=desc.get("data_seed", 0), measure_latency=False,
     )
     if not isinstance(evaluator, TrainEvaluator):  # a "train" description always makes one

@@ -13,11 +13,14 @@ from rich.table import Table
 
 from nas.cli.common import (
     DB_HELP,
+    SPACE_HELP,
+    TRUST_HELP,
     console,
     dumps,
     fmt,
     metric_columns,
     open_study,
+    printable,
     space_of,
     trial_dict,
     trials_table,
@@ -27,6 +30,7 @@ from nas.objectives import parse_constraints, parse_objectives
 from nas.results import best_trials
 from nas.space import Architecture
 from nas.store import Store
+from nas.weights import trial_weights
 
 
 class Format(StrEnum):
@@ -68,13 +72,16 @@ def studies(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
         _print_csv(rows)
     elif not rows:
         console.print(f"no studies in {db}: start one with nas search SPACE --db {db}")
-    else:
+    else:  # the columns that fit 80 characters; json and csv give every field
         table = Table()
-        for col in rows[0]:
-            table.add_column(col)
+        for col in ("name", "space", "searcher", "objectives", "data", "trials", "failed", "created"):
+            table.add_column(col, overflow="fold")
         for r in rows:
-            table.add_row(*(fmt(v) if not isinstance(v, list) else ", ".join(v) for v in r.values()))
-        console.print(table)
+            table.add_row(printable(r["name"]), printable(str(r["space"]).rpartition("/")[2]),
+                          printable(r["searcher"]), printable(", ".join(r["objectives"])),
+                          printable(r["dataset"]), f"{r['complete']}/{r['budget']}", str(r["failed"]),
+                          f"{r['created']:%Y-%m-%d %H:%M}" if r["created"] else "")
+        console.print(table, markup=False, highlight=False)
 
 
 def trials(study: str, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
@@ -114,37 +121,55 @@ def best(study: str, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
         console.print(f"trial {t.number}: {Architecture(t.architecture).to_json()}")
 
 
-def show(study: str, trial: int, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db") -> None:
+def show(study: str, trial: int, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
+         space: Annotated[str | None, typer.Option(help=SPACE_HELP)] = None,
+         trust_db: Annotated[bool, typer.Option("--trust-db", help=TRUST_HELP)] = False) -> None:
     """Show one trial."""
     store, rec = open_study(db, study)
     t = store.get_trial(rec.id, trial)
-    console.print(f"[bold]{rec.name} trial {t.number}[/bold] ({t.state}) arch {t.arch_id}")
+    console.print(f"{printable(rec.name)} trial {t.number} ({t.state}) arch {t.arch_id}", markup=False)
     for label, value in t.architecture.items():
-        console.print(f"  {label} = {value}")
+        console.print(f"  {printable(label)} = {printable(value)}", markup=False)
     for name, value in sorted(t.metrics.items()):
-        console.print(f"  [cyan]{name}[/cyan] {fmt(value)}{' (predicted)' if name in t.predicted else ''}")
+        console.print(f"  {printable(name)} {fmt(value)}{' (predicted)' if name in t.predicted else ''}",
+                      markup=False)
     if t.error:
-        console.print(f"[red]error:[/red] {t.error}")
-    model = space_of(rec).build(t.architecture)
+        console.print(f"error: {printable(t.error)}", markup=False)
+    if space is None and not trust_db:  # a database is data: print the model text stored with the trial
+        text = (t.extra.get("model_drawing") or {}).get("text") if isinstance(t.extra, dict) else None
+        console.print(str(text) if text else "(the model as built is not stored with this trial; pass "
+                      "--space REF to rebuild and print it)", markup=False, highlight=False)
+        return
+    model = space_of(rec, space, trust_db).build(t.architecture)
     console.print(str(model), markup=False, highlight=False)
 
 
 def export(study: str, trial: int,
            format: Annotated[ExportFormat, typer.Option(help="torchscript | onnx | state-dict | json")],
-           out: Annotated[Path, typer.Option(help="file to write")],
-           db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db") -> None:
+           out: Annotated[Path, typer.Option(help="file to write (not overwritten without --force)")],
+           db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
+           space: Annotated[str | None, typer.Option(help=SPACE_HELP)] = None,
+           trust_db: Annotated[bool, typer.Option("--trust-db", help=TRUST_HELP)] = False,
+           force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out file")] = False,
+           ) -> None:
     """Export one trial's model."""
-    from nas.export import export_model
+    from nas.export import check_out_path, export_model
 
+    check_out_path(out, force=force, reads=[db])
     store, rec = open_study(db, study)
     t = store.get_trial(rec.id, trial)
-    space = space_of(rec)
-    weights = store.get_weights(rec.space_fingerprint, t.arch_id, "trained")
-    trained = export_model(space, Architecture(t.architecture), weights, format.value, out)
+    if format is not ExportFormat.json and str(t.state) != "COMPLETE":
+        raise NasError(f"trial {t.number} of study {printable(rec.name)!r} is {t.state}"
+                       f"{': ' + printable(t.error) if t.error else ''}; it has no trained model to "
+                       "export (--format json writes its architecture)")
+    weights = trial_weights(store, rec, t)
+    arch = Architecture(t.architecture)
+    model_space = None if format is ExportFormat.json else space_of(rec, space, trust_db)
+    trained = export_model(model_space, arch, weights, format.value, out)
     if not trained and format is not ExportFormat.json:
         console.print("note: no trained weights are stored for this trial (e.g. a tabular benchmark); "
                       "the model has fresh weights")
-    console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    console.print(f"wrote {out} ({out.stat().st_size:,} bytes)", markup=False)
 
 
 def _print_csv(rows: list[dict]) -> None:

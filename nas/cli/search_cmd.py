@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nas.cli.common import DB_HELP, console, fmt, metric_columns, trials_table
+from nas.assemble import StudySettings, assemble, base_evaluator, quantization_arg
+from nas.cli.common import DB_HELP, console, fmt, metric_columns, printable, trials_table
 from nas.errors import NasError
-from nas.evaluate import TrainConfig, make_evaluator
-from nas.latency import LatencyModel, PredictedLatency, profile_path, remeasure_front, uses_latency
-from nas.loading import load_space_and_args, parse_kv
+from nas.evaluate import TrainConfig
+from nas.latency import remeasure_front, uses_latency
+from nas.loading import absolute_ref, load_space_and_args, parse_kv
 from nas.objectives import parse_constraints, parse_objectives
 from nas.run import Progress as LoopProgress
 from nas.run import search
@@ -77,61 +79,33 @@ def search_command(
 ) -> None:
     objs, cons = parse_objectives(objective), parse_constraints(constraint)  # before anything loads
     objectives, constraints = [str(o) for o in objs], [str(c) for c in cons]
-    is_table = dataset.lower().startswith("nb201-")
-    config = None if is_table else TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                                                 optimizer=optimizer, seed=seed, device=device)
-    if latency not in ("predicted", "measured"):
-        raise NasError(f"--latency {latency!r}: valid are predicted, measured")
-    # Channel pruning changes the latency after training: the pruned model is always measured,
-    # and a prediction of the dense architecture would stand in for the wrong model.
-    channel_pruned = prune is not None and prune_structured
-    predicted_latency = (uses_latency(objs, cons) and latency == "predicted"
-                         and not (is_table or channel_pruned))
-    if latency_threads < 1:
-        raise NasError(f"--latency-threads {latency_threads}: give a positive thread count")
-    extra: dict = {} if is_table else {"latency_batch": latency_batch, "latency_threads": latency_threads,
-                                       "measure_latency": not predicted_latency}
-    if max_train is not None and not is_table:
-        extra["max_train"] = max_train
-    evaluator = make_evaluator(dataset, data_dir=data_dir, config=config, **extra)
-    defaults = {"num_classes": evaluator.num_classes(), "input_shape": evaluator.input_shape()}
+    settings = StudySettings(
+        dataset=dataset, data_dir=data_dir, max_train=max_train, quantization=quantization, prune=prune,
+        prune_method=prune_method, prune_structured=prune_structured, latency=latency,
+        latency_batch=latency_batch, latency_threads=latency_threads, profile=profile,
+        train=None if dataset.lower().startswith("nb201-") else TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, device=device))
+    base = base_evaluator(settings, objectives, constraints)
+    defaults = {"num_classes": base.num_classes(), "input_shape": base.input_shape()}
     args = parse_kv(space_arg, "--space-arg")
-    if quantization != "none":
-        args["quantization"] = _quantization(quantization, device)
+    if quantization_arg(settings) is not None:
+        args["quantization"] = quantization_arg(settings)
     sp, space_args = load_space_and_args(space, args, defaults)
-    if quantization != "none":
-        from nas.evaluate.quantized import QuantEvaluator
-
-        evaluator = QuantEvaluator(evaluator, policy_of=sp.quant_policy)
-    if prune is not None:
-        from nas.evaluate.pruned import PruneEvaluator
-
-        evaluator = PruneEvaluator(evaluator, sparsity=prune, method=prune_method,
-                                   structured=prune_structured, profile=profile)
-    estimate = None
-    if predicted_latency:
-        model = LatencyModel(sp, profile or profile_path(device, latency_threads), latency_batch)
-        model.predict(sp.sample(seed))  # a missing profile is reported now, before any training
-        evaluator, estimate = PredictedLatency(evaluator, model), model.estimate
+    space = absolute_ref(space)  # stored: `nas show --trust-db` must find it from any folder
+    stack = assemble(settings, sp, objectives, constraints, base=base, seed=seed)
     name = study or f"{sp.name or space.rpartition(':')[2]}-{searcher}-{seed}"
-    console.print(f"[bold]study[/bold] {name}: {space} ({sp.size():,} architectures), {searcher}, "
-                  f"budget {budget}, {', '.join(objectives)}, data {dataset}, db {db}")
+    console.print(f"study {printable(name)}: {space} ({sp.size():,} architectures), {searcher}, "
+                  f"budget {budget}, {', '.join(objectives)}, data {dataset}, db {db}", markup=False)
     with _progress_view(budget) as update:
-        result = search(sp, evaluator=evaluator, searcher=searcher, objectives=objectives,
+        result = search(sp, evaluator=stack.evaluator, searcher=searcher, objectives=objectives,
                         constraints=constraints, budget=budget, storage=db, study=name, seed=seed,
                         workers=workers, resume=resume,
                         searcher_args=parse_kv(searcher_arg, "--searcher-arg"),
-                        space_ref=space, space_args=space_args, on_progress=update, estimate=estimate)
-    _report(result, db)
-    if uses_latency(objs, cons) and not (is_table or channel_pruned):  # pruned: measured already
+                        space_ref=space, space_args=space_args, on_progress=update, estimate=stack.estimate)
+    _report(result, db, space)
+    channel_pruned = prune is not None and prune_structured  # pruned: measured already
+    if uses_latency(objs, cons) and not (settings.is_table or channel_pruned):
         _remeasure(result, sp, device, latency_batch, latency_threads, db)
-
-
-def _quantization(granularity: str, device: str) -> dict:
-    if granularity not in ("per-layer", "global"):
-        raise NasError(f"--quantization {granularity!r}: valid are none, per-layer, global")
-    options = ["fp32", "int8"] if device == "cpu" else ["fp32", "fp16", "bf16"]  # no int8 kernels on GPU
-    return {"options": options, "granularity": "layer" if granularity == "per-layer" else "global"}
 
 
 class _progress_view:  # noqa: N801 - used as a context manager
@@ -174,19 +148,20 @@ def _remeasure(result, sp, device: str, batch: int, threads: int, db: str) -> No
                       + ("" if not bounds else ("  meets " if ok else "  VIOLATES ") + str(bounds[0])))
 
 
-def _report(result, db: str) -> None:
+def _report(result, db: str, space: str) -> None:
+    # shell-quoted, so each printed command can be pasted as it is (names may hold spaces, quotes)
+    study, db, space = (printable(shlex.quote(x)) for x in (result.study.name, db, space))
     best = result.best()
     if not best:
-        raise NasError(f"study '{result.study.name}' has no completed feasible trial; see nas trials "
-                       f"{result.study.name} --db {db}")
+        raise NasError(f"study {study} has no completed feasible trial; see nas trials {study} --db {db}")
     title = "best architecture" if len(best) == 1 else f"Pareto front ({len(best)} architectures)"
     console.print(trials_table(best, metric_columns(result.study, result.trials), title))
     failed = sum(str(t.state) == "FAILED" for t in result.trials)
     if failed or result.n_skipped:
         console.print(f"{failed} trial(s) failed; {result.n_skipped} candidate(s) skipped as infeasible")
     n = best[0].number
-    console.print(f"\nlook closer:  nas show {result.study.name} {n} --db {db}\n"
-                  f"export it:    nas export {result.study.name} {n} --format torchscript "
-                  f"--out model.pt --db {db}\n"
-                  f"all trials:   nas trials {result.study.name} --db {db}\n"
-                  f"dashboard:    nas dashboard --db {db}")
+    console.print(f"\nlook closer:  nas show {study} {n} --db {db} --space {space}\n"
+                  f"export it:    nas export {study} {n} --format torchscript --out model.pt "
+                  f"--db {db} --space {space}\n"
+                  f"all trials:   nas trials {study} --db {db}\n"
+                  f"dashboard:    nas dashboard --db {db}", markup=False, highlight=False, soft_wrap=True)

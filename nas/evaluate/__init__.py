@@ -1,6 +1,13 @@
 """Evaluators: train on a data set, or look up a tabular benchmark (NAS-Bench-201)."""
 
-from nas.evaluate.base import METRIC_NAMES, EvalResult, Evaluator, TrialFailed
+from nas.evaluate.base import (
+    METRIC_NAMES,
+    CachesWeights,
+    DeclaresMetrics,
+    EvalResult,
+    Evaluator,
+    TrialFailed,
+)
 from nas.evaluate.datasets import DataSplits, load_dataset
 from nas.evaluate.factory import make_evaluator, valid_dataset_names
 from nas.evaluate.model_metrics import count_flops, count_params, model_size_mb
@@ -10,6 +17,8 @@ from nas.evaluate.training import TrainEvaluator
 
 __all__ = [
     "METRIC_NAMES",
+    "CachesWeights",
+    "DeclaresMetrics",
     "DataSplits",
     "EvalResult",
     "Evaluator",

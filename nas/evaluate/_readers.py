@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,8 +44,12 @@ def read_idx_folder(folder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 def _read_idx(path: Path) -> np.ndarray:
     """Return the uint8 array stored in one gzipped IDX file."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # EOFError: a truncated gzip stream
+        raise EvaluationError(f"{str(path)!r} is not a readable gzip file ({e}); replace it with a "
+                              "complete copy") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise EvaluationError(f"{str(path)!r} is not a gzipped IDX file of unsigned bytes")
     ndim = data[3]

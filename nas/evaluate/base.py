@@ -2,7 +2,8 @@
 
 Metric names are one vocabulary across the project: ``accuracy`` (validation), ``loss``
 (validation), ``test_accuracy``, ``params``, ``flops``, ``size_mb``, ``latency_ms``,
-``train_seconds``, and ``lat_ms_<device>`` for latencies read from a table.
+``train_seconds``, and ``lat_ms_<device>`` for latencies read from a table; compression and
+latency prediction add the names in ``DERIVED_METRIC_NAMES``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ METRIC_NAMES: tuple[str, ...] = (
     "latency_ms",
     "train_seconds",
 )
+# What compression and latency prediction add beside them: the rest of the one vocabulary.
+DERIVED_METRIC_NAMES: tuple[str, ...] = (
+    "fp32_accuracy",  # a quantized model's float twin, same weights
+    "pruned_accuracy", "pruned_test_accuracy", "pruned_params", "sparsity",
+    "latency_ms_predicted", "latency_ms_measured", "latency_ms_dense", "latency_ms_dense_predicted",
+    "latency_ratio",
+)
+
+
+def is_metric_name(name: str) -> bool:
+    """Return whether `name` belongs to the one metric vocabulary (table latencies are lat_ms_*)."""
+    return name in METRIC_NAMES or name in DERIVED_METRIC_NAMES or name.startswith("lat_ms_")
 
 EpochCallback = Callable[[dict], None]
 
@@ -71,3 +84,26 @@ class Evaluator(Protocol):
     ) -> EvalResult:
         """Return the metrics of ``arch``; ``build()`` gives a fresh model of it."""
         ...
+
+
+@runtime_checkable
+class DeclaresMetrics(Protocol):
+    """An evaluator that says which metrics it gives, so a search checks its objectives before training.
+
+    Every evaluator of nas declares them; a user's own evaluator may (the check is then skipped).
+    """
+
+    def metric_names(self) -> set[str]:
+        """Return the names of the metrics every successful trial gives."""
+        ...
+
+
+@runtime_checkable
+class CachesWeights(Protocol):
+    """An evaluator that reads trained weights between trials (post-training quantization).
+
+    The search loop sets ``weight_cache`` to the study's weights in the store; a wrapper declares
+    the attribute and hands it to what it wraps.
+    """
+
+    weight_cache: Any

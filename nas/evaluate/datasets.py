@@ -136,13 +136,13 @@ def _finish(name: str, parts: _Parts, seed: int, max_train: int | None) -> DataS
         frac = 0.1 if name in ("fashion-mnist", "cifar10") else 0.2
         keep, val = stratified_split(y_tr, frac, seed)
         x_tr, y_tr, x_val, y_val = x_tr[keep], y_tr[keep], x_tr[val], y_tr[val]
+    num_classes = _check_labels(name, (y_tr, y_val, y_te))  # before a subsample may drop a class
     if max_train is not None:
         keep = _subsample(y_tr, max_train, seed)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     xs = [np.asarray(a, dtype=np.float32) for a in (x_tr, x_val, x_te)]
     if normalise:
         xs = _normalise(xs)
-    num_classes = int(max(int(a.max()) if len(a) else -1 for a in (y_tr, y_val, y_te))) + 1
     t = [torch.from_numpy(np.ascontiguousarray(a)) for a in xs]
     ys = [torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in (y_tr, y_val, y_te)]
     return DataSplits(
@@ -156,6 +156,24 @@ def _finish(name: str, parts: _Parts, seed: int, max_train: int | None) -> DataS
         num_classes=num_classes,
         input_shape=tuple(int(s) for s in t[0].shape[1:]),
     )
+
+
+def _check_labels(name: str, labels: tuple) -> int:
+    """Return the number of classes; EvaluationError unless labels are the integers 0..K-1."""
+    ys = [np.asarray(a) for a in labels]
+    for y, part in zip(ys, ("train", "validation", "test"), strict=True):
+        if len(y) and not np.array_equal(y, np.round(y).astype(np.int64)):
+            raise EvaluationError(f"data set {name!r}: {part} labels are not integers")
+        if len(y) and int(y.min()) < 0:
+            raise EvaluationError(f"data set {name!r}: {part} labels hold {int(y.min())}; labels are "
+                                  "class numbers 0..K-1")
+    num_classes = max(int(y.max()) if len(y) else -1 for y in ys) + 1
+    unseen = sorted(set(range(num_classes)) - set(np.unique(ys[0]).astype(int).tolist()))
+    if unseen:
+        shown = ", ".join(map(str, unseen[:8])) + (" ..." if len(unseen) > 8 else "")
+        raise EvaluationError(f"data set {name!r}: labels run to {num_classes - 1} but classes {shown} "
+                              "never occur in training; number the classes 0..K-1")
+    return num_classes
 
 
 def _normalise(xs: list[np.ndarray]) -> list[np.ndarray]:

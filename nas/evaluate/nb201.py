@@ -220,6 +220,10 @@ class NB201Evaluator:
         """Return the number of classes of the data set."""
         return _SHAPES[self.dataset][1]
 
+    def metric_names(self) -> set[str]:
+        """Return the names of the metrics the table gives (reading the table: a missing one fails now)."""
+        return {name for name, _, _ in self._plan[0]}
+
     def describe(self) -> dict:
         """Return the data set and table location as JSON-able data."""
         path = self._table.path if self._table is not None else str(self.table_dir)

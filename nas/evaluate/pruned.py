@@ -84,6 +84,12 @@ class PruneEvaluator:
         """Return the number of classes of the data set."""
         return self.base.num_classes()
 
+    def metric_names(self) -> set[str]:
+        """Return the names of the metrics every trial of this evaluator gives."""
+        names = self.base.metric_names() | {"pruned_accuracy", "pruned_test_accuracy", "sparsity",
+                                            "pruned_params"}
+        return names | ({"latency_ms", "latency_ms_dense", "latency_ratio"} if self.structured else set())
+
     def describe(self) -> dict:
         """Return the pruning settings and the base evaluator's, as JSON-able data."""
         # The search loop describes the evaluator before the first trial: checking here stops a

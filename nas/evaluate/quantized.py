@@ -2,9 +2,11 @@
 
 An architecture of a space with ``quantization=S.per_layer(...)`` is a structure (every decision
 but ``quant/...``) plus a precision per layer. The structure's trained fp32 weights are kept in
-``weight_cache`` (the search loop sets it to the store; an in-memory dict when it is None), keyed
-by the id of the structural architecture, so every policy of one structure is post-training: no
-retraining per policy. The metrics are measured on the quantized model, never assumed.
+``weight_cache`` (the search loop sets it to the study's weights in the store, under a key that
+names the training settings and seed; an in-memory dict when it is None), keyed by the id of the
+structural architecture, so every policy of one structure is post-training: no retraining per
+policy. A structure trained here returns its fp32 weights, so the loop stores them with the trial.
+The metrics are measured on the quantized model, never assumed.
 
     ev = QuantEvaluator(TrainEvaluator("digits"), policy_of=space.quant_policy)
     nas.run.search(space, evaluator=ev, searcher="linas",
@@ -27,28 +29,22 @@ from nas.compress.quantize import (
     int8_layers,
     layer_precisions,
     quantizable_layers,
-    serialized_size_mb,
 )
 from nas.errors import CompressionError, EvaluationError
 from nas.evaluate.base import EpochCallback, EvalResult
-from nas.evaluate.model_metrics import count_flops, count_params, measure_latency_ms
+from nas.evaluate.model_metrics import count_flops, count_params, measure_latency_ms, model_size_mb
 from nas.evaluate.trainer import evaluate_model
 from nas.evaluate.training import TrainEvaluator
 from nas.space import Architecture
 
 QUANT_PREFIX = "quant"
-WEIGHTS_KEY = "trained"
 
 
 class WeightCache(Protocol):
-    """Where trained weights live between trials (the store's `StoreWeightCache` is one)."""
+    """Where trained weights are read between trials (`nas.weights.StoreWeightCache` is one)."""
 
-    def get(self, arch_id: str, key: str = WEIGHTS_KEY) -> bytes | None:
+    def get(self, arch_id: str) -> bytes | None:
         """Return the safetensors bytes kept for `arch_id`, or None."""
-        ...
-
-    def put(self, arch_id: str, data: bytes, key: str = WEIGHTS_KEY) -> None:
-        """Keep safetensors bytes for `arch_id`."""
         ...
 
 
@@ -71,7 +67,9 @@ class QuantEvaluator:
     ``fp32_accuracy`` (validation accuracy of the float model with the same weights) and
     ``train_seconds`` (0 when the weights came from the cache). ``extra`` holds
     ``quant_policy`` {module: precision}, ``int8_layers`` and ``layer_precisions`` (what the
-    quantized model really runs), and ``weights`` ("trained" or "cached").
+    quantized model really runs), ``weights`` ("trained" or "cached") and ``weights_arch_id``
+    (the structure whose fp32 weights these are). The fp32 ``state_dict`` is returned when this
+    call trained it (None on a cache hit).
     ``policy_of(arch)`` gives {module name in build(): precision} (pass ``space.quant_policy``);
     layers it leaves out stay fp32. Without it, only a global ``quant`` decision can be mapped.
     """
@@ -89,7 +87,7 @@ class QuantEvaluator:
         self.measure_latency = measure_latency
         self.policy_of = policy_of
         self.weight_cache: WeightCache | None = None
-        self._memory: dict[str, bytes] = {}
+        self._memory: dict[tuple[str, int], bytes] = {}  # (structure id, seed): the seed shapes them
         self.n_trained = 0  # trainings this instance ran (the cache's hits are the rest)
 
     def input_shape(self) -> tuple[int, ...]:
@@ -99,6 +97,12 @@ class QuantEvaluator:
     def num_classes(self) -> int:
         """Return the number of classes of the data set."""
         return self.base.num_classes()
+
+    def metric_names(self) -> set[str]:
+        """Return the names of the metrics every trial of this evaluator gives."""
+        names = {"accuracy", "loss", "test_accuracy", "fp32_accuracy", "params", "flops", "size_mb",
+                 "train_seconds"}
+        return names | ({"latency_ms"} if self.measure_latency else set())
 
     def describe(self) -> dict:
         """Return the quantization settings and the base evaluator's, as JSON-able data."""
@@ -125,7 +129,7 @@ class QuantEvaluator:
                 "QuantEvaluator: arch has per-layer 'quant/...' decisions but no policy_of to map "
                 "them to module names; pass QuantEvaluator(..., policy_of=space.quant_policy)")
         structure = structural_arch(arch)
-        model, trained, curve = self._weights(build, structure, seed, on_epoch)
+        model, trained, curve, state = self._weights(build, structure, seed, on_epoch)
         model = model.to(self._device()).eval()
         policy = self._policy(model, arch)
         splits = self.base.splits()
@@ -138,20 +142,21 @@ class QuantEvaluator:
         metrics["train_seconds"] = trained
         extra: dict[str, Any] = {"quant_policy": policy, "int8_layers": int8_layers(qmodel),
                                  "layer_precisions": layer_precisions(qmodel),
-                                 "weights": "trained" if trained else "cached",
-                                 "structure_id": structure.id, "backend": self._backend()}
-        return EvalResult(metrics=metrics, curve=curve, state_dict=None, extra=extra)
+                                 "weights": "trained" if state is not None else "cached",
+                                 "weights_arch_id": structure.id, "structure_id": structure.id,
+                                 "backend": self._backend()}
+        return EvalResult(metrics=metrics, curve=curve, state_dict=state, extra=extra)
 
     def _weights(self, build, structure: Architecture, seed: int, on_epoch
-                 ) -> tuple[torch.nn.Module, float, list[dict]]:
-        """Return (float model with trained weights, seconds spent training here, curve)."""
+                 ) -> tuple[torch.nn.Module, float, list[dict], dict[str, torch.Tensor] | None]:
+        """Return (float model, seconds spent training here, curve, its weights if trained here)."""
         from safetensors.torch import load, save
 
-        data = self._get(structure.id)
+        data = self._get(structure.id, seed)
         if data is not None:
             model = build()
             model.load_state_dict(load(data))
-            return model, 0.0, []
+            return model, 0.0, [], None
         start = time.perf_counter()
         holder: dict[str, torch.nn.Module] = {}
 
@@ -165,19 +170,14 @@ class QuantEvaluator:
         result = base.evaluate(keep, structure, seed=seed, on_epoch=on_epoch)
         self.n_trained += 1
         state = {k: v.detach().to("cpu").contiguous() for k, v in result.state_dict.items()}
-        self._put(structure.id, save(state))
-        return holder["model"].to("cpu"), time.perf_counter() - start, result.curve
+        if self.weight_cache is None:  # with a cache, the loop stores the returned weights
+            self._memory[structure.id, seed] = save(state)
+        return holder["model"].to("cpu"), time.perf_counter() - start, result.curve, state
 
-    def _get(self, arch_id: str) -> bytes | None:
+    def _get(self, arch_id: str, seed: int) -> bytes | None:
         if self.weight_cache is not None:
-            return self.weight_cache.get(arch_id, key=WEIGHTS_KEY)
-        return self._memory.get(arch_id)
-
-    def _put(self, arch_id: str, data: bytes) -> None:
-        if self.weight_cache is not None:
-            self.weight_cache.put(arch_id, data, key=WEIGHTS_KEY)
-        else:
-            self._memory[arch_id] = data
+            return self.weight_cache.get(arch_id)
+        return self._memory.get((arch_id, seed))
 
     def _policy(self, model: torch.nn.Module, arch: Mapping[str, object]) -> dict[str, str]:
         """Return the full policy {layer: precision} over the model's quantizable layers."""
@@ -203,7 +203,7 @@ class QuantEvaluator:
         metrics = {"accuracy": acc, "loss": loss, "test_accuracy": test_acc,
                    "fp32_accuracy": fp32_acc, "params": float(count_params(model)),
                    "flops": float(count_flops(model, splits.input_shape)),
-                   "size_mb": serialized_size_mb(qmodel, example)}
+                   "size_mb": model_size_mb(qmodel)}
         if self.measure_latency:
             metrics["latency_ms"] = measure_latency_ms(
                 qmodel, splits.input_shape, batch_size=self.latency_batch, device=dev,

@@ -72,6 +72,11 @@ class TrainEvaluator:
         """Return the number of classes of the data set."""
         return self.splits().num_classes
 
+    def metric_names(self) -> set[str]:
+        """Return the names of the metrics every trial of this evaluator gives."""
+        names = {"accuracy", "loss", "test_accuracy", "params", "flops", "size_mb", "train_seconds"}
+        return names | ({"latency_ms"} if self.measure_latency else set())
+
     def describe(self) -> dict:
         """Return the data set and training settings as JSON-able data."""
         return {

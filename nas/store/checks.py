@@ -69,6 +69,31 @@ def study_columns(spec: StudySpec) -> dict[str, Any]:
     }
 
 
+# What a trial means: resuming a study with any of these changed would mix two configurations.
+RESUME_FIXED = ("searcher", "searcher_settings", "objectives", "constraints", "evaluator", "seed")
+
+
+def changed_settings(stored: Any, columns: dict[str, Any]) -> list[str]:
+    """Return 'name: stored -> new' for each setting that differs between a stored study and a request."""
+    def norm(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
+    out = []
+    for name in RESUME_FIXED:
+        if norm(getattr(stored, name)) != norm(columns[name]):
+            out.append(f"{name}: {_short(getattr(stored, name))} -> {_short(columns[name])}")
+    old_args = (stored.user_attrs or {}).get("space_args", {})
+    new_args = (columns["user_attrs"] or {}).get("space_args", {})
+    if norm(old_args) != norm(new_args):
+        out.append(f"space arguments: {_short(old_args)} -> {_short(new_args)}")
+    return out
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def arch_document(arch_id: str, arch_json: str) -> Any:
     """Return the decoded architecture JSON; StoreError if `arch_json` is not JSON."""
     text(arch_id, "arch_id", 128)

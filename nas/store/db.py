@@ -130,7 +130,7 @@ def _sqlite_engine(url: str, readonly: bool, kwargs: dict[str, Any]) -> Engine:
             raise StoreError(
                 f"no database at {path}: nothing to read; check --db or run a search first"
             )
-        uri = f"{path.absolute().as_uri()}?mode=ro"
+        uri = f"{path.absolute().as_uri()}?mode=ro{_immutable(path)}"
         kwargs["creator"] = lambda: sqlite3.connect(
             uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
         )
@@ -160,6 +160,21 @@ def _sqlite_engine(url: str, readonly: bool, kwargs: dict[str, Any]) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _immutable(path: Path) -> str:
+    """Return the URI flag that reads a database in a folder this user cannot write, or ''.
+
+    Even a read-only WAL reader must create the `-shm` file beside the database; where it cannot,
+    SQLite may read the file as immutable, which is exact only when no commit waits in the `-wal`.
+    """
+    if os.access(path.parent, os.W_OK):
+        return ""
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise StoreError(f"{path} is in a folder you cannot write and its last commits are still in "
+                         f"{wal.name}: copy the folder somewhere writable to read it")
+    return "&immutable=1"
 
 
 def explain(url: str, exc: DBAPIError) -> StoreError:

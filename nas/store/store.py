@@ -142,6 +142,14 @@ class Store:
                     f"study '{spec.name}' exists ({n} trials): pass --resume to continue it "
                     "or choose another --study"
                 )
+            changed = checks.changed_settings(old, columns)
+            if changed:
+                raise StoreError(
+                    f"study '{spec.name}' was run with other settings ({'; '.join(changed)}): resuming "
+                    "would mix two configurations in one study; run the new settings as a new study "
+                    "(--study NEW_NAME) or resume with the stored ones"
+                )
+            old.budget = columns["budget"]  # a larger (or smaller) budget is safe: it is stored
             return old.id
 
         return self._study(self._write(create))

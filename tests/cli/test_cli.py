@@ -83,14 +83,16 @@ def test_studies_trials_best_show(nb_db):
     assert len(csv_text.strip().splitlines()) == 13
     best = json.loads(nas("best", "nb", "--db", nb_db, "--format", "json").stdout)
     assert best[0]["metrics"]["accuracy"] == max(t["metrics"]["accuracy"] for t in trials)
-    shown = nas("show", "nb", str(best[0]["number"]), "--db", nb_db).stdout
+    shown = nas("show", "nb", str(best[0]["number"]), "--db", nb_db, "--space",
+                "search_spaces.nb201:space").stdout
     assert "accuracy" in shown and "Conv2d" in shown and "(cell)" in shown
 
 
 def test_export_loads_and_runs_without_nas(nb_db, tmp_path):
     for fmt, name in [("torchscript", "m.pt"), ("onnx", "m.onnx"), ("state-dict", "m.safetensors"),
                       ("json", "m.json")]:
-        nas("export", "nb", "0", "--format", fmt, "--out", str(tmp_path / name), "--db", nb_db)
+        nas("export", "nb", "0", "--format", fmt, "--out", str(tmp_path / name), "--db", nb_db,
+            "--space", "search_spaces.nb201:space")
     check = (
         "import sys, torch, onnx\n"
         f"m = torch.jit.load({str(tmp_path / 'm.pt')!r}); y = m(torch.randn(2, 3, 32, 32))\n"
@@ -106,7 +108,8 @@ def test_trained_weights_are_exported(tmp_path):
     db = str(tmp_path / "d.db")
     nas("search", "search_spaces.convnet:space", "--space-arg", "widths=[8]", "--space-arg", "max_blocks=1",
         "--dataset", "digits", "--epochs", "2", "--budget", "1", "--db", db, "--study", "d")
-    nas("export", "d", "0", "--format", "torchscript", "--out", str(tmp_path / "d.pt"), "--db", db)
+    nas("export", "d", "0", "--format", "torchscript", "--out", str(tmp_path / "d.pt"), "--db", db,
+        "--space", "search_spaces.convnet:space")
     trial = json.loads(nas("trials", "d", "--db", db, "--format", "json").stdout)[0]
     check = (
         "import torch; from nas.evaluate import load_dataset\n"

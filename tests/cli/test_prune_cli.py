@@ -15,6 +15,7 @@ from nas.evaluate import load_dataset
 from tests.cli.test_cli import nas as run_nas
 
 ROOT = Path(__file__).resolve().parents[2]
+VGG = ("--space", "search_spaces.vgg:space")  # the study's space, named as a user names it
 NB201_TABLE = ROOT.parent / "shared" / "benchmarks" / "nb201" / "nb201_combined.csv.gz"
 
 
@@ -46,7 +47,7 @@ def _digest(path: str) -> str:
 def test_json_report_and_the_store_is_left_alone(study):
     db, trial = study
     before = _digest(db)
-    report = json.loads(ok("prune", "d", "0", "--sparsity", "0.8", "--method", "dp",
+    report = json.loads(ok("prune", "d", *VGG, "0", "--sparsity", "0.8", "--method", "dp",
                            "--calib-samples", "64", "--format", "json", "--db", db))
     assert _digest(db) == before  # opened read-only: the result is not written back
     # met to within a bucket, also where the DP's per-layer guard meets a non-monotone curve
@@ -60,7 +61,7 @@ def test_json_report_and_the_store_is_left_alone(study):
 
 def test_table_output_names_accuracy_sparsity_and_layers(study):
     db, _ = study
-    out = ok("prune", "d", "0", "--sparsity", "0.5", "--method", "lamp", "--db", db)
+    out = ok("prune", "d", *VGG, "0", "--sparsity", "0.5", "--method", "lamp", "--db", db)
     assert "validation accuracy" in out and "sparsity 0.5" in out
     assert "stage1.layers.0.conv" in out and "head.fc" in out
 
@@ -68,9 +69,9 @@ def test_table_output_names_accuracy_sparsity_and_layers(study):
 def test_out_files_load_without_masks(study, tmp_path):
     db, _ = study
     pt, st = tmp_path / "p.pt", tmp_path / "p.safetensors"
-    report = json.loads(ok("prune", "d", "0", "--sparsity", "0.7", "--method", "global",
+    report = json.loads(ok("prune", "d", *VGG, "0", "--sparsity", "0.7", "--method", "global",
                            "--finetune-epochs", "1", "--out", str(pt), "--format", "json", "--db", db))
-    ok("prune", "d", "0", "--sparsity", "0.7", "--method", "global", "--finetune-epochs", "1",
+    ok("prune", "d", *VGG, "0", "--sparsity", "0.7", "--method", "global", "--finetune-epochs", "1",
        "--out", str(st), "--db", db)
     data = load_dataset("digits")
     scripted = torch.jit.load(str(pt)).eval()
@@ -102,14 +103,14 @@ def test_a_tabular_study_has_no_weights_to_prune(tmp_path):
 ])
 def test_bad_requests_are_one_line_errors(study, args, words):
     db, _ = study
-    proc = nas("prune", "d", "0", *args, "--db", db)
+    proc = nas("prune", "d", *VGG, "0", *args, "--db", db)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ")
     assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_trial_is_an_error(study):
     db, _ = study
-    proc = nas("prune", "d", "7", "--db", db)
+    proc = nas("prune", "d", *VGG, "7", "--db", db)
     assert proc.returncode == 2 and "7" in proc.stderr
 
 
@@ -118,21 +119,21 @@ def test_structured_reports_measured_latency_and_the_cost_model(study):
     profiles = sorted((ROOT / "hardware" / "profiles").glob("cpu-*.json"))
     if not profiles:
         pytest.skip("no committed CPU device profile")
-    report = json.loads(ok("prune", "d", str(trial["number"]), "--structured", "--sparsity", "0.3",
+    report = json.loads(ok("prune", "d", *VGG, str(trial["number"]), "--structured", "--sparsity", "0.3",
                            "--latency", "predicted", "--profile", str(profiles[0]),
                            "--format", "json", "--db", db))
     assert report["method"] == "channels-dp" and report["prune_latency_cost"] == "predictor"
     assert report["latency_ms"] > 0 and report["latency_ms_dense"] > 0  # measured
     assert report["latency_ms_predicted"] <= report["latency_budget_ms"] + 1e-6
     assert set(report["prune_channels"]) == set(report["allocation"])
-    text = ok("prune", "d", str(trial["number"]), "--structured", "--sparsity", "0.3",
+    text = ok("prune", "d", *VGG, str(trial["number"]), "--structured", "--sparsity", "0.3",
               "--latency", "measured", "--db", db)
     assert "ms measured" in text and "measured table" in text and "channels kept" in text
 
 
 def test_structured_with_an_unknown_latency_source_is_an_error(study):
     db, _ = study
-    proc = nas("prune", "d", "0", "--structured", "--latency", "guessed", "--db", db)
+    proc = nas("prune", "d", *VGG, "0", "--structured", "--latency", "guessed", "--db", db)
     assert proc.returncode == 2 and "latency='guessed' is unknown" in proc.stderr
 
 

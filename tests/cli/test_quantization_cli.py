@@ -22,4 +22,4 @@ def test_per_layer_quantization_search_from_the_cli(tmp_path):
         assert sorted(t["extra"]["int8_layers"]) == sorted(n for n, p in policy.items() if p == "int8")
         assert {"accuracy", "fp32_accuracy", "latency_ms", "size_mb"} <= set(t["metrics"])
     # the model still rebuilds and shows for a quantized study (the policy travels with the study)
-    assert "Conv2d" in nas("show", "q", "0", "--db", db).stdout
+    assert "Conv2d" in nas("show", "q", "0", "--db", db, "--space", "search_spaces.convnet:space").stdout

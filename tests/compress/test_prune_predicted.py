@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from hardware import PROFILES_DIR
+from hardware import SHIPPED_PROFILES_DIR
 from nas.compress.prune import channel_groups, predicted_channel_latency, prune_channels
 from nas.compress.pruning.structured import shrink
 from nas.errors import CompressionError
@@ -35,7 +35,7 @@ def vgg(w: int = 8) -> nn.Module:
 @pytest.fixture(scope="module")
 def predictor() -> LatencyPredictor:
     # any committed CPU profile: the predictor's figures need not match this machine here
-    profiles = sorted(Path(PROFILES_DIR).glob("cpu-*.json"))
+    profiles = sorted(Path(SHIPPED_PROFILES_DIR).glob("cpu-*.json"))
     if not profiles:
         pytest.skip("no committed CPU device profile in hardware/profiles")
     return LatencyPredictor.load(profiles[0])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load
 
-from hardware import PROFILES_DIR
+from hardware import SHIPPED_PROFILES_DIR
 from nas.compress.prune import METHODS
 from nas.compress.pruning.layers import prunable_layers
 from nas.errors import CompressionError
@@ -18,6 +18,7 @@ from nas.evaluate.quantized import QuantEvaluator
 from nas.run import search
 from nas.space import Architecture
 from nas.store import Store
+from nas.weights import trial_weights
 from search_spaces import convnet, vgg
 
 torch.set_num_threads(1)
@@ -59,7 +60,7 @@ def test_search_records_pruned_metrics_and_allocation(searched):
 def test_stored_weights_are_the_dense_model(searched):
     space, result, _ = searched
     t = result.trials[0]
-    weights = Store.open(searched[2], readonly=True).get_weights(space.fingerprint, t.arch_id, "trained")
+    weights = trial_weights(Store.open(searched[2], readonly=True), result.study, t)
     state = load(weights)
     assert not any(k.endswith(("_orig", "_mask")) for k in state)
     model = space.build(Architecture(t.architecture))
@@ -90,7 +91,7 @@ def test_pruned_weights_stay_zero_through_finetuning(digits, small_cnn):
 
 
 def _profile() -> Path:
-    profiles = sorted(Path(PROFILES_DIR).glob("cpu-*.json"))
+    profiles = sorted(Path(SHIPPED_PROFILES_DIR).glob("cpu-*.json"))
     if not profiles:
         pytest.skip("no committed CPU device profile in hardware/profiles")
     return profiles[0]

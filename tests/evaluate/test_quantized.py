@@ -15,6 +15,7 @@ from nas.evaluate.quantized import QuantEvaluator, structural_arch
 from nas.run import search
 from nas.space import Architecture
 from nas.store import Store, TrialState
+from nas.weights import trial_weights
 
 METRICS = {"accuracy", "loss", "test_accuracy", "latency_ms", "size_mb", "params", "flops",
            "fp32_accuracy", "train_seconds"}
@@ -56,7 +57,9 @@ def test_search_records_quantized_metrics_and_reuses_weights_for_a_second_policy
     assert trained == len({structural_arch(t.architecture).id for t in trials})
     first = Architecture(trials[0].architecture)
     sid = structural_arch(first).id
-    assert Store.open(str(db)).get_weights(space.fingerprint, sid, "trained") is not None
+    # the structure's fp32 weights are stored with the trial that trained them, under the study's key
+    assert trials[0].extra["weights_ref"]["arch_id"] == sid
+    assert trial_weights(Store.open(str(db)), result.study, trials[0]) is not None
 
     # another policy of the same structure: post-training only, weights from the store's cache
     for precision in ("int8", "fp32"):
