@@ -2,7 +2,9 @@
 
 Opens each page, clicks into a study and into an architecture, checks the charts and tables are
 drawn and no exception box is shown, and takes a screenshot of each page. The screenshots go to
-a temporary folder, or to docs/ (the README's pictures) when NAS_UPDATE_SCREENSHOTS=1.
+a temporary folder, or to docs/ (the README's pictures) when NAS_UPDATE_SCREENSHOTS=1. And the
+issue's attack: a copied database whose study names `os:system` as its space shows its
+architecture without running it.
 """
 
 from __future__ import annotations
