@@ -238,6 +238,8 @@ class LatencyPredictor:
                 policy: Mapping[str, str] | None = None) -> float:
         """Return the predicted latency in ms of `model` at `batch_size` (cached per structure).
 
+        `input_shape` is one example's shape without the batch dimension; when None, the model's
+        own ``.input_shape`` (which models built by `Space.build` carry) is used.
         `key` (e.g. an Architecture id) skips tracing when that structure was seen before.
         `policy` ({layer: "fp32" | "int8"}) predicts the model as it runs quantized (FX, int8
         kernels and the fp32<->int8 transitions); the key must then name the policy too (an
@@ -251,8 +253,9 @@ class LatencyPredictor:
             raise HardwareError(f"batch_size={batch_size} is invalid; it must be at least 1")
         shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
         if shape is None:
-            raise HardwareError("predict needs input_shape (without the batch dimension) for a "
-                                f"{type(model).__name__} that has no .input_shape attribute")
+            raise HardwareError("pass input_shape (one example, without the batch dimension) to "
+                                f"predict: this {type(model).__name__} has no .input_shape (models "
+                                "built by Space.build carry one)")
         shape = tuple(int(d) for d in shape)
         seen = self._object_keys.get(model, {})
         which = (shape, _policy_key(policy) if quantized else "")

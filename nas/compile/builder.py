@@ -51,13 +51,28 @@ def _at(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-@singledispatch
 def compile_node(node: Node, ctx: Resolver, shape: Shape, where: str) -> Built:
-    """Return the module for `node` on inputs of `shape` and its output shape."""
+    """Return the module for `node` on inputs of `shape` and its output shape.
+
+    The root's module (``where == ""``: what `Space.build` returns) carries ``.input_shape``, the
+    space's shape of one example without the batch dimension, e.g. ``(1, 8, 8)``, so that
+    shape-needing tools (``LatencyPredictor.predict``) need not be told it again. A plain tuple
+    attribute: state_dict, torch.jit.script and torch.fx tracing ignore it.
+    """
+    module, out = _compile(node, ctx, shape, where)
+    if module is not None and not where and not hasattr(module, "input_shape"):
+        # a user's module at the root may already use the name for something else: left alone
+        module.input_shape = tuple(shape)
+    return module, out
+
+
+@singledispatch
+def _compile(node: Node, ctx: Resolver, shape: Shape, where: str) -> Built:
+    """The compile rule of `node`'s kind (registered below), without the root's input_shape."""
     raise SpaceError(f"at '{where}': no compile rule for {type(node).__name__}")
 
 
-@compile_node.register
+@_compile.register
 def _(node: Layer, ctx: Resolver, shape: Shape, where: str) -> Built:
     args = node.resolved(ctx)
     precision = ctx.extra.get(id(node))
@@ -78,27 +93,27 @@ def _sequence(parts: list[Node], hints: list[str], ctx: Resolver, shape: Shape, 
     return mods, shape
 
 
-@compile_node.register
+@_compile.register
 def _(node: Sequential, ctx: Resolver, shape: Shape, where: str) -> Built:
     hints = [n or ident(p.hint) for p, n in zip(node.parts, node.names, strict=True)]
     mods, shape = _sequence(node.parts, hints, ctx, shape, where)
     return (nn.Sequential(mods) if mods else None), shape
 
 
-@compile_node.register
+@_compile.register
 def _(node: Repeat, ctx: Resolver, shape: Shape, where: str) -> Built:
     parts = node.expand(ctx)
     mods, shape = _sequence(parts, [str(i) for i in range(len(parts))], ctx, shape, where)
     return (nn.Sequential(mods) if mods else None), shape
 
 
-@compile_node.register
+@_compile.register
 def _(node: BranchChoice, ctx: Resolver, shape: Shape, where: str) -> Built:
     (branch,) = node.expand(ctx)
     return compile_node(branch, ctx, shape, where)
 
 
-@compile_node.register
+@_compile.register
 def _(node: Optional, ctx: Resolver, shape: Shape, where: str) -> Built:
     parts = node.expand(ctx)
     return compile_node(parts[0], ctx, shape, where) if parts else (None, shape)
@@ -111,14 +126,14 @@ def _same(shape: Shape, out: Shape, what: str, where: str) -> None:
         )
 
 
-@compile_node.register
+@_compile.register
 def _(node: Residual, ctx: Resolver, shape: Shape, where: str) -> Built:
     module, out = compile_node(node.part, ctx, shape, _at(where, "body"))
     _same(shape, out, "residual", where)
     return M.Residual(module or nn.Identity()), shape
 
 
-@compile_node.register
+@_compile.register
 def _(node: Parallel, ctx: Resolver, shape: Shape, where: str) -> Built:
     mods, shapes = [], []
     for i, b in enumerate(node.branches):
@@ -136,7 +151,7 @@ def _(node: Parallel, ctx: Resolver, shape: Shape, where: str) -> Built:
     return M.Parallel(mods, "sum"), shapes[0]
 
 
-@compile_node.register
+@_compile.register
 def _(node: Layout, ctx: Resolver, shape: Shape, where: str) -> Built:
     kind = ctx.value(node.choice)
     blocks = []
@@ -155,7 +170,7 @@ def _(node: Layout, ctx: Resolver, shape: Shape, where: str) -> Built:
     return nn.Sequential(OrderedDict((str(i), M.Residual(b)) for i, b in enumerate(blocks))), shape
 
 
-@compile_node.register
+@_compile.register
 def _(node: Graph, ctx: Resolver, shape: Shape, where: str) -> Built:
     ops = node.ops()
     graph, root = fx.Graph(), nn.Module()
