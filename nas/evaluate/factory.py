@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from nas.errors import EvaluationError
@@ -17,7 +18,14 @@ NB201_NAMES = {
     "nb201-imagenet16-120": "ImageNet16-120",
 }
 # Beside the project's root, as the shared benchmark folder is laid out (never copied inside).
-DEFAULT_NB201_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "nb201"
+SHARED_NB201_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "nb201"
+NB201_ENV = "NAS_NB201_DIR"
+
+
+def nb201_dir() -> Path:
+    """Return the table folder used without --data-dir: $NAS_NB201_DIR, else the shared folder."""
+    return Path(os.environ[NB201_ENV]).expanduser() if os.environ.get(NB201_ENV) else SHARED_NB201_DIR
+
 
 
 def valid_dataset_names() -> list[str]:
@@ -39,12 +47,13 @@ def make_evaluator(
         if config is not None:
             raise EvaluationError(f"{dataset!r} is a lookup table: it takes no training config")
         if data_dir is None:
-            if not (DEFAULT_NB201_DIR / TABLE_FILE).is_file():
+            folder = nb201_dir()
+            if not (folder / TABLE_FILE).is_file():
                 raise EvaluationError(
-                    f"{dataset!r} needs the NAS-Bench-201 table: pass `--data-dir DIR` with "
-                    f"{TABLE_FILE} (looked in {str(DEFAULT_NB201_DIR)!r})"
+                    f"{dataset!r} needs the NAS-Bench-201 table: pass `--data-dir DIR` or set "
+                    f"{NB201_ENV}=DIR with {TABLE_FILE} in DIR (looked in {str(folder)!r})"
                 )
-            data_dir = str(DEFAULT_NB201_DIR)
+            data_dir = str(folder)
         return NB201Evaluator(NB201_NAMES[key], data_dir, **kw)
     if dataset in BUILTIN_DATASETS or is_loader_spec(dataset):
         return TrainEvaluator(dataset, data_dir=data_dir, config=config or TrainConfig(), **kw)

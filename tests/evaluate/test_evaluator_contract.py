@@ -17,7 +17,7 @@ from hardware import SHIPPED_PROFILES_DIR
 from nas.assemble import StudySettings, assemble, base_evaluator, quantization_arg
 from nas.evaluate import DeclaresMetrics, TrainConfig, TrialFailed
 from nas.evaluate.base import is_metric_name
-from nas.evaluate.factory import DEFAULT_NB201_DIR
+from nas.evaluate.factory import nb201_dir
 from nas.evaluate.nb201 import TABLE_FILE
 from nas.loading import load_space
 
@@ -96,7 +96,7 @@ def test_a_diverging_training_fails_as_trial_failed(stack):
         built.evaluator.evaluate(lambda: space.build(arch), arch, seed=0)
 
 
-@pytest.mark.skipif(not (DEFAULT_NB201_DIR / TABLE_FILE).is_file(), reason="no NAS-Bench-201 table")
+@pytest.mark.skipif(not (nb201_dir() / TABLE_FILE).is_file(), reason="no NAS-Bench-201 table")
 def test_the_table_evaluator_declares_its_metrics():
     from search_spaces import nb201
 
