@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         args.remove("--debug")
     try:
         with stop_on_sigterm():
-            app(args, standalone_mode=False)
+            # without standalone mode click returns typer.Exit's code instead of raising it
+            status = app(args, standalone_mode=False)
+        if isinstance(status, int) and status:
+            return status
     except NasError as e:
         if debug:
             raise

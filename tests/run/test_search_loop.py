@@ -58,9 +58,11 @@ def test_study_with_another_space_is_refused(tmp_path, nb201_eval):
 
 
 def test_objective_that_the_evaluator_does_not_give(tmp_path, nb201_eval):
-    with pytest.raises(SearchError, match=r"\['size_mb'\] are not metrics of evaluator"):
+    # found before the first trial, before the database is even made
+    with pytest.raises(SearchError, match=r"size_mb: not a metric of this study's evaluator"):
         search(nb201.space(cells_per_stage=1), evaluator=nb201_eval, budget=3,
                storage=str(tmp_path / "o.db"), objectives=["accuracy:max", "size_mb:min"])
+    assert not (tmp_path / "o.db").exists()
 
 
 def test_multi_objective_front_is_non_dominated(tmp_path, nb201_eval):
