@@ -12,6 +12,7 @@ import click
 import typer
 
 from nas.cli import hardware_cmd, prune_cmd, results_cmd, search_cmd, system_cmd
+from nas.cli.common import printable
 from nas.cli.signals import INTERRUPTED, Stopped, stop_on_sigterm
 from nas.errors import NasError
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str, status: int) -> int:
-    print(" ".join(message.split()), file=sys.stderr)  # exactly one line
+    # exactly one line, and no terminal escapes from a name or value the message quotes
+    print(printable(" ".join(message.split())), file=sys.stderr)
     return status
 
 

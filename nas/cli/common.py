@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from nas.errors import NasError
 from nas.loading import study_space
@@ -76,7 +77,7 @@ def trial_dict(t: TrialRecord) -> dict[str, Any]:
 
 def trials_table(trials: list[TrialRecord], metrics: list[str], title: str = "") -> Table:
     """Return a rich table of trials with the given metric columns."""
-    table = Table(title=title or None)
+    table = Table(title=Text(title) if title else None)  # Text: a name is never read as markup
     for col in ["#", "state", *metrics, "arch_id"]:  # long headers fold rather than end in "…"
         table.add_column(col, justify="right" if col in metrics or col == "#" else "left", overflow="fold")
     for t in trials:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from nas.cli.common import (
     DB_HELP,
@@ -77,10 +78,10 @@ def studies(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
         for col in ("name", "space", "searcher", "objectives", "data", "trials", "failed", "created"):
             table.add_column(col, overflow="fold")
         for r in rows:
-            table.add_row(printable(r["name"]), printable(str(r["space"]).rpartition("/")[2]),
-                          printable(r["searcher"]), printable(", ".join(r["objectives"])),
-                          printable(r["dataset"]), f"{r['complete']}/{r['budget']}", str(r["failed"]),
-                          f"{r['created']:%Y-%m-%d %H:%M}" if r["created"] else "")
+            cells = (r["name"], str(r["space"]).rpartition("/")[2], r["searcher"], ", ".join(r["objectives"]),
+                     r["dataset"], f"{r['complete']}/{r['budget']}", r["failed"],
+                     f"{r['created']:%Y-%m-%d %H:%M}" if r["created"] else "")
+            table.add_row(*(Text(printable(c)) for c in cells))  # Text: names are never markup
         console.print(table, markup=False, highlight=False)
 
 
@@ -99,8 +100,8 @@ def trials(study: str, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db"
                      "architecture": Architecture(t.architecture).to_json(),
                      **{m: t.metrics.get(m, "") for m in names}, "error": t.error or ""} for t in ts])
     else:
-        console.print(trials_table(ts, metric_columns(rec, ts), f"{rec.name}: {len(ts)} trials "
-                                   "(* = predicted, not measured)"))
+        console.print(trials_table(ts, metric_columns(rec, ts), f"{printable(rec.name)}: {len(ts)} trials "
+                                   "(* = predicted, not measured)"), markup=False)
 
 
 def best(study: str, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
