@@ -1,7 +1,7 @@
 """SimQ-NAS on Fashion-MNIST, this CPU: joint (architecture + per-layer int8 policy) search vs the rest.
 
 Four ways to a model, each measured for real (accuracy after quantization, latency on int8 kernels,
-size of the serialised model):
+size of the weights as stored, int8 at one byte plus scales):
   joint       LINAS (predictor-driven NSGA-II) on the VGG space with one fp32/int8 decision per layer
   sequential  LINAS on the architecture alone (fp32), then its front quantized all-int8
   int8 / fp32 the largest architecture of the space, all-int8 and all-fp32 (SimQ-NAS's baselines)

@@ -158,8 +158,10 @@ def assemble(settings: StudySettings, space: Space, objectives: Sequence[str],
         if not space.quantization:
             raise NasError(f"quantization {settings.quantization!r} needs a space with a quantization "
                            "policy: build it with quantization_arg(settings)")
+        # an int8 policy's latency is measured even when predicted: the int8 predictor is the less
+        # certain one, and the study keeps both figures (latency_ms_measured beside the prediction)
         evaluator = QuantEvaluator(evaluator, policy_of=space.quant_policy,
-                                   latency_batch=settings.latency_batch, measure_latency=not predicted)
+                                   latency_batch=settings.latency_batch)
     if settings.prune is not None:
         from nas.evaluate.pruned import PruneEvaluator
 

@@ -18,5 +18,5 @@ from nas.compress.quantize import (  # noqa: F401  (quantization: public API)
     make_backend,
     policy_options,
     quantizable_layers,
-    serialized_size_mb,
+    torchscript_file_mb,
 )

@@ -40,7 +40,6 @@ __all__ = [
     "make_backend",
     "policy_options",
     "quantizable_layers",
-    "serialized_size_mb",
     "torchscript_file_mb",
 ]
 
@@ -245,11 +244,6 @@ def torchscript_file_mb(model: nn.Module, example_input: torch.Tensor) -> float:
         return _jit_size_mb(model, example_input)
     finally:
         model.train(was_training)
-
-
-# The old name, which read as the size_mb metric; kept while callers (nas.compress, its perf
-# test) move to torchscript_file_mb.
-serialized_size_mb = torchscript_file_mb
 
 
 def _jit_size_mb(model: nn.Module, example_input: torch.Tensor) -> float:

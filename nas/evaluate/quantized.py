@@ -63,7 +63,8 @@ class QuantEvaluator:
 
     Metrics, all of the quantized model unless said: ``accuracy`` / ``loss`` (validation),
     ``test_accuracy``, ``latency_ms`` (median at ``latency_batch``, on the backend's kernels),
-    ``size_mb`` (the serialised quantized model), ``params`` / ``flops`` (the float model),
+    ``size_mb`` (the weights as stored: int8 at one byte plus scales, ``model_size_mb``),
+    ``params`` / ``flops`` (the float model),
     ``fp32_accuracy`` (validation accuracy of the float model with the same weights) and
     ``train_seconds`` (0 when the weights came from the cache). ``extra`` holds
     ``quant_policy`` {module: precision}, ``int8_layers`` and ``layer_precisions`` (what the
@@ -138,7 +139,7 @@ class QuantEvaluator:
         qmodel = apply_policy(model, policy, example_input=example,
                               calib=splits.x_train[: self.calib_samples].to(dev),
                               backend=self._backend(), calib_samples=self.calib_samples)
-        metrics = self._measure(model, qmodel, example)
+        metrics = self._measure(model, qmodel)
         metrics["train_seconds"] = trained
         extra: dict[str, Any] = {"quant_policy": policy, "int8_layers": int8_layers(qmodel),
                                  "layer_precisions": layer_precisions(qmodel),
@@ -193,8 +194,7 @@ class QuantEvaluator:
         except CompressionError as exc:
             raise EvaluationError(f"QuantEvaluator: {exc}") from exc
 
-    def _measure(self, model: torch.nn.Module, qmodel: torch.nn.Module,
-                 example: torch.Tensor) -> dict[str, float]:
+    def _measure(self, model: torch.nn.Module, qmodel: torch.nn.Module) -> dict[str, float]:
         splits, dev = self.base.splits(), self._device()
         val = (splits.x_val.to(dev), splits.y_val.to(dev))
         loss, acc = evaluate_model(qmodel, *val)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from hardware.timing import compare_interleaved
-from nas.compress import apply_policy, int8_layers, quantizable_layers, serialized_size_mb
+from nas.compress import apply_policy, int8_layers, quantizable_layers, torchscript_file_mb
 
 
 def three_conv(width: int) -> nn.Module:
@@ -37,14 +37,14 @@ def test_all_int8_file_is_about_four_times_smaller_and_holds_int8_modules():
         assert type(module).__module__.startswith(("torch.ao.nn.quantized",
                                                    "torch.ao.nn.intrinsic.quantized"))
         assert module.weight().dtype == torch.qint8
-    fp32_mb, int8_mb = serialized_size_mb(model, x[:1]), serialized_size_mb(qmodel, x[:1])
+    fp32_mb, int8_mb = torchscript_file_mb(model, x[:1]), torchscript_file_mb(qmodel, x[:1])
     params_mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
     assert abs(fp32_mb - params_mb) < 0.1 * params_mb  # the number reflects the weights
     assert 3.3 < fp32_mb / int8_mb < 4.2
     # half the layers int8 -> in between
     policy = {n: ("int8" if i % 2 else "fp32") for i, n in enumerate(layers)}
     mixed = apply_policy(model, policy, example_input=x[:1], calib=x)
-    assert int8_mb < serialized_size_mb(mixed, x[:1]) < fp32_mb
+    assert int8_mb < torchscript_file_mb(mixed, x[:1]) < fp32_mb
 
 
 def test_bf16_cast_file_is_about_half_the_fp32_file():
@@ -53,7 +53,7 @@ def test_bf16_cast_file_is_about_half_the_fp32_file():
     x = inputs(2)
     cast = apply_policy(model, dict.fromkeys(layers, "bf16"), example_input=x[:1], calib=x,
                         backend="cast")
-    ratio = serialized_size_mb(model, x[:1]) / serialized_size_mb(cast, x[:1])
+    ratio = torchscript_file_mb(model, x[:1]) / torchscript_file_mb(cast, x[:1])
     assert 1.8 < ratio < 2.1
 
 
