@@ -8,9 +8,11 @@ rebuilds a space once. Results come back as plain data; only the main process wr
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import traceback
 import types
@@ -20,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.errors import NasError, SearchError
+from nas.errors import SearchError
 from nas.evaluate import Evaluator, TrialFailed
 from nas.space import Architecture, Space
 
@@ -64,8 +66,10 @@ def run_job(space: Space, job: Job) -> JobResult:
         result = job.evaluator.evaluate(build, arch, seed=job.seed)
     except TrialFailed as e:
         return JobResult(error=str(e), pid=os.getpid())
-    except (NasError, RuntimeError, ValueError, TypeError, MemoryError, ArithmeticError) as e:
-        # A user op with a shape bug, an out-of-memory: this trial fails, the search goes on.
+    except Exception as e:
+        # Any exception from user code (a shape bug, a KeyError in a forward, an out-of-memory)
+        # fails this trial with its reason; the search goes on. KeyboardInterrupt and SystemExit
+        # are not Exceptions: they still stop the search.
         tail = traceback.format_exception_only(type(e), e)[-1].strip()
         return JobResult(error=tail, pid=os.getpid())
     extra = dict(result.extra)
@@ -103,6 +107,21 @@ class InlineExecutor:
 
     def shutdown(self) -> None:
         pass
+
+    def stop(self) -> None:
+        """Abandon running work at once (nothing runs in the background here)."""
+
+
+def _init_worker() -> None:
+    """Make a worker end with its parent, and leave Ctrl-C to the parent.
+
+    A parent killed with -9 runs no clean-up: PR_SET_PDEATHSIG has the kernel kill the worker then,
+    so no worker keeps training under PID 1. The terminal sends Ctrl-C to the whole process group;
+    the parent decides what stops and marks the trials, so workers ignore it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # Linux only
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _run_in_worker(space_ref: str, args_json: str, fingerprint: str, job: Job) -> JobResult:
@@ -142,19 +161,33 @@ class ProcessExecutor:
     def __init__(self, workers: int, space: Space, space_ref: str, space_args: Mapping[str, Any]) -> None:
         # spawn, not fork: forking a process that has started torch's thread pools can deadlock
         self.ctx, self.workers = multiprocessing.get_context("spawn"), workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=self.ctx)
+        self.pool = self._pool()
         self.space_ref, self.args_json = space_ref, json.dumps(dict(space_args), sort_keys=True)
         self.fingerprint = space.fingerprint
 
     def submit(self, job: Job) -> Future:
         if getattr(self.pool, "_broken", False):  # a worker died (e.g. killed for memory): start afresh
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx)
+            self.pool = self._pool()
         with _without_main_module():
             return self.pool.submit(_run_in_worker, self.space_ref, self.args_json, self.fingerprint, job)
 
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_worker)
+
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Stop at once: cancel queued jobs and end the worker processes (a stop signal arrived)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        workers = multiprocessing.active_children()  # this process's children: the pool's workers
+        for p in workers:
+            p.terminate()
+        for p in workers:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
 
 
 def result_of(future: Future) -> JobResult:
