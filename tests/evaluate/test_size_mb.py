@@ -9,18 +9,7 @@ from torch import nn
 from nas.compress import apply_policy, quantizable_layers
 from nas.evaluate import count_params, model_size_mb
 from nas.evaluate.model_metrics import stored_weights
-
-
-def three_conv(width: int = 24) -> nn.Module:
-    """A 3-conv net on 3x16x16 inputs; width 24 gives about 54k parameters."""
-    torch.manual_seed(0)
-    w = width
-    return nn.Sequential(
-        nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, 10),
-    ).eval()
+from tests.compress.test_quantize_perf import three_conv  # width 24: about 54k parameters
 
 
 def quantized(model: nn.Module, int8: list[str], shape: tuple[int, ...]) -> nn.Module:
@@ -36,7 +25,7 @@ def payload(model: nn.Module) -> int:
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
-    return three_conv()
+    return three_conv(24)
 
 
 def test_float_size_is_four_bytes_per_parameter(model):
