@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -116,6 +116,33 @@ class Choice(Hyperparameter):
 
     def __repr__(self) -> str:
         return f"choice({self.path!r}, {list(self.keys)!r})"
+
+
+def one_object_per_label(choices: Iterable[Choice]) -> dict[str, Choice]:
+    """Return label path -> its decision, in first-seen order; raise if two objects share a path.
+
+    A label path is one decision, and sharing comes only from reusing one object: two objects made
+    with one label in one scope would otherwise be merged silently (same options) or clash at the first
+    draw (different options).
+    """
+    found: dict[str, Choice] = {}
+    for c in choices:
+        first = found.setdefault(c.path, c)
+        if first is not c:
+            raise SpaceError(_clash(first, c))
+    return found
+
+
+def _clash(first: Choice, second: Choice) -> str:
+    if first.keys == second.keys:
+        what = (f"label '{first.path}' is given to two different hyperparameters in the same scope "
+                f"(both with options {list(first.keys)})")
+    else:
+        what = (f"label '{first.path}' is reused with different options: {list(first.keys)} and "
+                f"{list(second.keys)}")
+    return (f"{what}; to share one decision, create it once and pass that same object everywhere "
+            f"(x = S.choice('{first.label}', ...)); for separate decisions, give each its own label "
+            "or create them in different scopes (S.scope, S.repeat)")
 
 
 class Dependent(Hyperparameter):

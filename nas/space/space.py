@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nas.errors import SpaceError
 from nas.space import walk as W
 from nas.space.architecture import Architecture
+from nas.space.hyper import Choice, one_object_per_label
 from nas.space.nodes import Node, as_node
 from nas.space.quant import Quantization
 
@@ -38,6 +39,10 @@ class Space:
         self.quantization = quantization
         self._description: dict | None = None
         self._extra_decisions: dict[int, Any] | None = None  # memo: id(layer) -> precision decision
+        self._choices: dict[str, Choice] | None = None  # memo: label path -> its one decision object
+        # Checked here, where the space is written, rather than left to the walk: two hyperparameters
+        # given one label would otherwise be merged silently, or clash only at the first draw.
+        self._decision_objects()
 
     # -- drawing -------------------------------------------------------------------------------
     def walk(self, chooser: W.Chooser) -> Architecture:
@@ -95,14 +100,19 @@ class Space:
 
     def decisions(self) -> dict[str, tuple]:
         """Return every decision any architecture can have: label -> options, in first-seen order."""
-        out: dict[str, tuple] = {}
+        return {path: c.keys for path, c in self._decision_objects().items()}
+
+    def _decision_objects(self) -> dict[str, Choice]:
+        if self._choices is None:
+            self._choices = one_object_per_label(self._all_choices())
+        return self._choices
+
+    def _all_choices(self) -> Iterator[Choice]:
         extra = self._extra()
         for node in self._nodes():
-            for c in node.decisions():
-                out.setdefault(c.path, c.keys)
+            yield from node.decisions()
             if id(node) in extra:
-                out.setdefault(extra[id(node)].path, extra[id(node)].keys)
-        return out
+                yield extra[id(node)]
 
     def quant_policy(self, arch: Mapping[str, Any]) -> dict[str, str]:
         """Return the architecture's precision per layer, keyed by the module name in `build(arch)`."""
@@ -144,7 +154,10 @@ class Space:
     def _nodes(self) -> Iterator[Node]:
         seen: set[int] = set()
         counter = W.Counter(self.root)
-        counter.reach(self.root)  # raises a clear SpaceError on a cycle before we traverse
+        try:
+            counter.reach(self.root)  # raises a clear SpaceError on a cycle before we traverse
+        except RecursionError as e:  # a cycle made of fresh nodes: a builder that calls itself
+            raise SpaceError("the space contains a cycle: a builder function calls itself") from e
         todo = [self.root]
         while todo:
             node = todo.pop()

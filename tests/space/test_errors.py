@@ -47,11 +47,10 @@ def test_bool_is_not_an_int_option():
 
 
 def test_label_reused_with_different_options():
-    sp = S.Space(S.sequential(S.conv2d(S.choice("w", [4, 8]), 1), S.conv2d(S.choice("w", [4, 16]), 1)),
-                 input_shape=(1, 4, 4))
+    body = S.sequential(S.conv2d(S.choice("w", [4, 8]), 1), S.conv2d(S.choice("w", [4, 16]), 1))
     reused = r"label 'w' is reused with different options: \[4, 8\] and \[4, 16\]"
-    with pytest.raises(SpaceError, match=reused):
-        sp.sample(0)
+    with pytest.raises(SpaceError, match=reused):  # at definition, not at the first draw
+        S.Space(body, input_shape=(1, 4, 4))
 
 
 def test_linear_after_an_image_without_flatten():
@@ -88,6 +87,18 @@ def test_cycle_is_reported_not_looped_forever():
         S.Space(g, input_shape=(1, 2, 2)).sample(0)
     with pytest.raises(SpaceError, match="cycle"):
         S.Space(g, input_shape=(1, 2, 2)).size()
+
+
+def test_a_builder_that_calls_itself_is_reported_when_the_space_is_made():
+    def direct(i):
+        return direct(i)
+
+    def nested(i):
+        return S.repeat("r", [1], nested)
+
+    for builder in (direct, nested):
+        with pytest.raises(SpaceError, match="a builder function calls itself"):
+            S.Space(S.repeat("r", [1], builder), input_shape=(1, 2, 2))
 
 
 def test_architecture_replayed_against_a_changed_space():
