@@ -69,22 +69,23 @@ def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
         raise SearchError(f"budget={budget}: give the number of architectures to evaluate (>= 1)")
     objs, cons = parse_objectives(objectives), parse_constraints(constraints)
     check_metrics(evaluator, objs, cons)
-    store = Store.open(storage)
-    loop = _Loop(space, evaluator, store, objs, cons, budget, seed, on_progress)
-    if isinstance(evaluator, CachesWeights):  # e.g. post-training quantization: train once per network
-        evaluator.weight_cache = StoreWeightCache(store, space.fingerprint, loop.weights_key)
-    record = store.create_study(StudySpec(
-        name=study or f"{space.name or 'space'}-{searcher}-{seed}", space_ref=space_ref,
-        space_fingerprint=space.fingerprint, space_description=space.describe(),
-        searcher=searcher, searcher_settings=dict(searcher_args or {}),
-        objectives=[str(o) for o in objs], constraints=[str(c) for c in cons],
-        evaluator=evaluator.describe(), seed=seed, budget=budget,
-        user_attrs={"space_args": dict(space_args or {})},
-    ), load_if_exists=resume)
+    # Everything that can refuse the request does so before the study row is written.
     s = make_searcher(searcher, space, [str(o) for o in objs], seed=seed,
                       constraints=[str(c) for c in cons], estimate=estimate, **dict(searcher_args or {}))
     executor = make_executor(workers, space, space_ref, dict(space_args or {}))
     try:
+        store = Store.open(storage)
+        loop = _Loop(space, evaluator, store, objs, cons, budget, seed, on_progress)
+        if isinstance(evaluator, CachesWeights):  # post-training quantization: train once per network
+            evaluator.weight_cache = StoreWeightCache(store, space.fingerprint, loop.weights_key)
+        record = store.create_study(StudySpec(
+            name=study or f"{space.name or 'space'}-{searcher}-{seed}", space_ref=space_ref,
+            space_fingerprint=space.fingerprint, space_description=space.describe(),
+            searcher=searcher, searcher_settings=dict(searcher_args or {}),
+            objectives=[str(o) for o in objs], constraints=[str(c) for c in cons],
+            evaluator=evaluator.describe(), seed=seed, budget=budget,
+            user_attrs={"space_args": dict(space_args or {})},
+        ), load_if_exists=resume)
         loop.run(record, s, executor, workers)
     except BaseException:  # Ctrl-C, SIGTERM, a failing store: running trials are marked already
         executor.stop()

@@ -13,7 +13,7 @@ import typer
 
 from nas.cli import hardware_cmd, prune_cmd, results_cmd, search_cmd, system_cmd
 from nas.cli.common import printable
-from nas.cli.signals import INTERRUPTED, Stopped, stop_on_sigterm
+from nas.cli.signals import INTERRUPTED, INTERRUPTED_STATUS, Stopped, stop_on_sigterm
 from nas.errors import NasError
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_sigterm():
             # without standalone mode click returns typer.Exit's code instead of raising it
             status = app(args, standalone_mode=False)
+        if status == INTERRUPTED_STATUS:  # typer turns Ctrl-C into a quiet exit status 130
+            return _fail(INTERRUPTED, INTERRUPTED_STATUS)
         if isinstance(status, int) and status:
             return status
     except NasError as e:
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as e:
         return _fail(e.message, e.status)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        return _fail(INTERRUPTED, 130)
+        return _fail(INTERRUPTED, INTERRUPTED_STATUS)
     except click.exceptions.Exit as e:
         return e.exit_code
     except Exception as e:  # a bug of nas, not the user's input: one line, the traceback on request

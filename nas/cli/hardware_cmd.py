@@ -34,12 +34,13 @@ def profile(
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
     space: Annotated[list[str], typer.Option(help="space whose kernels to profile, repeatable")] = [
         "search_spaces.convnet:space"],
-    samples: Annotated[int, typer.Option(help="architectures sampled per space")] = 20,
+    samples: Annotated[int, typer.Option(min=1, help="architectures sampled per space")] = 20,
     batch: Annotated[list[int], typer.Option(help="batch size, repeatable")] = [1, 32],
     threads: Annotated[int, typer.Option(help="CPU threads (searches measure and predict with 1 by "
                                          "default: the steadiest figure on a shared machine)")] = 1,
-    time_budget: Annotated[float, typer.Option(help="minutes of measuring")] = 5.0,
-    out: Annotated[Path | None, typer.Option(help="profile JSON (default hardware/profiles/<device>.json)")
+    time_budget: Annotated[float, typer.Option(help="minutes of measuring (> 0)")] = 5.0,
+    out: Annotated[Path | None, typer.Option(
+        help="profile JSON (default: <device>.json in $NAS_PROFILES_DIR or ~/.local/share/nas/profiles)")
                    ] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP + " to keep the raw measurements in")] = "nas.db",
     seed: Annotated[int, typer.Option(help="seed of the architecture samples")] = 0,
@@ -58,6 +59,8 @@ def profile(
         raise NasError(f"--threads {threads}: give a positive thread count")
     if repeats < 1:
         raise NasError(f"--repeats {repeats}: give at least 1 sample per timing")
+    if not time_budget > 0:
+        raise NasError(f"--time-budget {time_budget}: give the minutes of measuring, more than 0")
     models = []
     for ref in space:
         sp = load_space(ref)

@@ -40,6 +40,13 @@ class Format(StrEnum):
     csv = "csv"
 
 
+class State(StrEnum):
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    PRUNED = "PRUNED"
+    RUNNING = "RUNNING"
+
+
 class ExportFormat(StrEnum):
     torchscript = "torchscript"
     onnx = "onnx"
@@ -87,11 +94,12 @@ def studies(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
 
 def trials(study: str, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
            format: Annotated[Format, typer.Option(help="table | json | csv")] = Format.table,
-           state: Annotated[str | None, typer.Option(help="only COMPLETE, FAILED, PRUNED or RUNNING")] = None
+           state: Annotated[State | None, typer.Option(case_sensitive=False,
+                                                       help="only trials in this state")] = None
            ) -> None:
     """List trials."""
     store, rec = open_study(db, study)
-    ts = [t for t in store.trials(rec.id) if state is None or str(t.state) == state.upper()]
+    ts = [t for t in store.trials(rec.id) if state is None or str(t.state) == state.value]
     if format is Format.json:
         print(dumps([trial_dict(t) for t in ts]))
     elif format is Format.csv:

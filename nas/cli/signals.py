@@ -10,6 +10,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
+INTERRUPTED_STATUS = 128 + signal.SIGINT  # 130, as a shell reports Ctrl-C
 INTERRUPTED = ("interrupted: completed trials are saved and running ones marked; a search continues "
                "with the same command and --resume")
 

@@ -81,7 +81,7 @@ def serve(cmd: list[str]) -> int:
 
 
 def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
-              port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
+              port: Annotated[int, typer.Option(min=1, max=65535, help="port to serve on")] = 8501,
               host: Annotated[str, typer.Option(help="address to bind (default: this machine only)")
                               ] = "127.0.0.1",
               trust_spaces: Annotated[bool, typer.Option("--trust-spaces", "--trust-db",

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The pip package of a missing database driver module, for the error that names it.
+DRIVER_PACKAGES = {"MySQLdb": "mysqlclient", "pymysql": "pymysql", "psycopg2": "psycopg2-binary",
+                   "psycopg": "psycopg[binary]", "pg8000": "pg8000", "cx_Oracle": "oracledb",
+                   "pyodbc": "pyodbc"}
 BUSY_TIMEOUT_S = 30.0
 # Key of the PostgreSQL advisory lock that serializes concurrent first-use migrations.
 _PG_MIGRATION_LOCK = 0x6E6173  # "nas"
@@ -118,6 +122,13 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         raise StoreError(
             f"cannot use database URL {shown(url)}: {exc}; "
             "use a path (nas.db), sqlite:///path or postgresql+psycopg://user@host/db"
+        ) from exc
+    except ImportError as exc:  # the URL's driver is not installed
+        driver = exc.name or str(exc)
+        raise StoreError(
+            f"database URL {shown(url)} needs the Python driver {driver!r}, which is not installed: "
+            f"pip install the package that provides it (e.g. {DRIVER_PACKAGES.get(driver, driver)}), "
+            "or use postgresql+psycopg://user@host/db, which nas installs"
         ) from exc
     _ENGINES.add(engine)
     return engine

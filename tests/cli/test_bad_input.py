@@ -404,13 +404,15 @@ def _os_system_study(c: Ctx) -> None:
         Path(c.db + extra).unlink(missing_ok=True)
 
 
-def _no_code_ran(c: Ctx, proc: subprocess.CompletedProcess) -> None:
+def _no_code_ran(c: Ctx, proc: subprocess.CompletedProcess, hint: str = "--space") -> None:
     assert not (c.dir / "pwned").exists(), "the space named by the database was run"
-    assert "--space" in proc.stderr or "--trust-db" in proc.stderr, proc.stderr
+    assert hint in proc.stderr, proc.stderr
 
 
-case("show-db-names-os-system", lambda c: ["show", "base", "0", "--db", c.db],
-     setup=_os_system_study, check=_no_code_ran)
+# (`show` without --space prints the model text stored with the trial and runs nothing: test_trust.py)
+case("show-db-names-os-system-space-missing", lambda c: ["show", "base", "0", "--db", c.db,
+                                                        "--space", "nope.py:space"],
+     setup=_os_system_study, check=lambda c, proc: _no_code_ran(c, proc, hint="nope.py"))
 case("export-db-names-os-system", lambda c: ["export", "base", "0", "--format", "torchscript",
                                              "--out", "m.pt", "--db", c.db],
      setup=_os_system_study, check=_no_code_ran)
