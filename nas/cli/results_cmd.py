@@ -127,7 +127,8 @@ def best(study: str, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
     title = "best architecture" if len(top) == 1 else f"Pareto front ({len(top)})"
     console.print(trials_table(top, metric_columns(rec, ts), title))
     for t in top[:3]:
-        console.print(f"trial {t.number}: {Architecture(t.architecture).to_json()}")
+        console.print(f"trial {t.number}: {Architecture(t.architecture).to_json()}", markup=False,
+                      highlight=False, soft_wrap=True)  # one line: it pastes as the JSON it is
 
 
 def show(study: str, trial: int, db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
