@@ -27,7 +27,7 @@ test-all: install
 	$(PY) -m pytest -q -m '' -p no:cacheprovider
 
 lint: install
-	$(VENV)/bin/ruff check nas search_spaces predictors hardware dashboard tests benchmarks
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) nas.db *.egg-info

@@ -17,7 +17,6 @@ from nas.space import Space
 from nas.store import Store, StudyRecord, TrialRecord
 
 console = Console()
-err_console = Console(stderr=True)
 
 ARCH_ID_SHOWN = 8  # characters of an architecture id in tables (the JSON and CSV forms give it whole)
 DB_HELP = "results database: a file path (SQLite) or an SQLAlchemy URL"

@@ -117,11 +117,6 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
     return groups
 
 
-def _column_slices(consumer: nn.Module, channels: int) -> int:
-    # input features per channel: 1 for a conv, h*w for a linear after a flatten
-    return 1 if isinstance(consumer, nn.Conv2d) else consumer.in_features // channels
-
-
 def channel_importance(model: nn.Module, groups: list[ChannelGroup], calib) -> dict[str, torch.Tensor]:
     """Return per group and channel: mean |activation| entering the consumer x its weight norm."""
     modules = dict(model.named_modules())
