@@ -11,6 +11,9 @@ from nas.errors import NasError
 from nas.space import Architecture, Space
 
 
+FORMATS = ("torchscript", "onnx", "state-dict", "json")
+
+
 def load_weights(model: torch.nn.Module, weights: bytes) -> None:
     """Load safetensors bytes into `model` (strict: a mismatch means the space changed)."""
     from safetensors.torch import load
@@ -95,5 +98,3 @@ def _write(space: Space | None, arch: Architecture, weights: bytes | None, fmt: 
 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out))
 
-
-FORMATS = ("torchscript", "onnx", "state-dict", "json")
