@@ -10,7 +10,6 @@ import torch
 from nas.errors import NasError
 from nas.space import Architecture, Space
 
-
 FORMATS = ("torchscript", "onnx", "state-dict", "json")
 
 
