@@ -9,10 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from hardware.profile import DeviceProfile
 from nas.cli.common import DB_HELP, console
 from nas.errors import NasError
-from nas.latency import LatencyModel, profile_path
 from nas.loading import load_space, parse_kv
 from nas.space import Architecture
 from nas.store import Store
@@ -51,6 +49,8 @@ def profile(
     extend: Annotated[bool, typer.Option("--extend", help="with --int8: keep the existing profile's "
                                          "float measurements and add int8 ones (the whole budget)")] = False,
 ) -> None:
+    from hardware.profile import DeviceProfile  # torch loads only when a command needs it
+    from nas.latency import profile_path
     from predictors import extend_int8, profile_device
 
     if extend and not int8:
@@ -102,6 +102,8 @@ def latency(
     profile: Annotated[Path | None, typer.Option(help="device profile (default: this device's)")] = None,
     measure: Annotated[bool, typer.Option("--measure", help="also measure it (median of repeats)")] = False,
 ) -> None:
+    from nas.latency import LatencyModel, profile_path
+
     sp = load_space(space, parse_kv(space_arg, "--space-arg"))
     try:
         a = sp.validate(Architecture.from_json(arch))

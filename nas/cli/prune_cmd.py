@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,10 +22,12 @@ from nas.cli.common import (
     space_of,
 )
 from nas.errors import NasError
-from nas.evaluate.training import TrainEvaluator
 from nas.space import Architecture
 from nas.store import Store, StudyRecord, TrialRecord
 from nas.weights import trial_weights
+
+if TYPE_CHECKING:
+    from nas.evaluate.training import TrainEvaluator
 
 PRUNE_HELP = (
     "Prune a trial's trained model and print its validation accuracy, sparsity and per-layer "

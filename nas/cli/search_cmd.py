@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import shlex
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nas.assemble import StudySettings, assemble, base_evaluator, quantization_arg
 from nas.cli.common import DB_HELP, console, fmt, metric_columns, printable, trials_table
 from nas.errors import NasError
-from nas.evaluate import TrainConfig
-from nas.latency import remeasure_front, uses_latency
 from nas.loading import absolute_ref, load_space_and_args, parse_kv
 from nas.objectives import parse_constraints, parse_objectives
-from nas.run import Progress as LoopProgress
-from nas.run import search
 from nas.store import Store
+
+if TYPE_CHECKING:
+    from nas.run import Progress as LoopProgress
 
 EXAMPLE = """Examples:
 
@@ -77,6 +75,12 @@ def search_command(
         help="none | per-layer | global: search a precision per layer (int8 on CPU, fp16/bf16 on GPU) "
              "with the architecture, quantized after training (SimQ-NAS)")] = "none",
 ) -> None:
+    # torch and the search stack load only once a search runs: `nas --help` and the readers stay quick
+    from nas.assemble import StudySettings, assemble, base_evaluator, quantization_arg
+    from nas.evaluate import TrainConfig
+    from nas.latency import uses_latency
+    from nas.run import search
+
     objs, cons = parse_objectives(objective), parse_constraints(constraint)  # before anything loads
     objectives, constraints = [str(o) for o in objs], [str(c) for c in cons]
     settings = StudySettings(
@@ -135,6 +139,8 @@ class _progress_view:  # noqa: N801 - used as a context manager
 
 def _remeasure(result, sp, device: str, batch: int, threads: int, db: str) -> None:
     """Measure the final front's latency again and show it beside the figure the search used."""
+    from nas.latency import remeasure_front
+
     front = remeasure_front(Store.open(db), result.study, sp, result.objectives, result.constraints,
                             device=device, batch_size=batch, threads=threads)
     bounds = [c for c in result.constraints if c.name == "latency_ms"]
