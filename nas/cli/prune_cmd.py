@@ -26,7 +26,7 @@ from nas.space import Architecture
 from nas.store import Store, StudyRecord, TrialRecord
 from nas.weights import trial_weights
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where it is used: torch loads only when a pruning runs
     from nas.evaluate.training import TrainEvaluator
 
 PRUNE_HELP = (
@@ -143,6 +143,7 @@ def _train_evaluator(description: dict, dataset: str | None, data_dir: str | Non
     """
     from nas.evaluate import TrainConfig, make_evaluator
     from nas.evaluate.datasets import is_loader_spec
+    from nas.evaluate.training import TrainEvaluator
 
     desc = description
     while isinstance(desc.get("base"), dict):  # prune / quant evaluators wrap a training one
