@@ -6,6 +6,7 @@ Every user error ends in one line on stderr and a non-zero exit status; `--debug
 from __future__ import annotations
 
 import re
+import signal
 import sys
 
 import click
@@ -13,7 +14,7 @@ import typer
 
 from nas.cli import hardware_cmd, prune_cmd, results_cmd, search_cmd, system_cmd
 from nas.cli.common import printable
-from nas.cli.signals import INTERRUPTED, INTERRUPTED_STATUS, Stopped, stop_on_sigterm
+from nas.cli.signals import INTERRUPTED, INTERRUPTED_STATUS, Stopped, stop_on
 from nas.errors import NasError
 
 app = typer.Typer(
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         args.remove("--debug")
     try:
-        with stop_on_sigterm():
+        with stop_on(signal.SIGTERM):
             # without standalone mode click returns typer.Exit's code instead of raising it
             status = app(args, standalone_mode=False)
         if status == INTERRUPTED_STATUS:  # typer turns Ctrl-C into a quiet exit status 130

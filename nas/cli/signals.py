@@ -16,22 +16,30 @@ INTERRUPTED = ("interrupted: completed trials are saved and running ones marked;
 
 
 class Stopped(BaseException):
-    """SIGTERM arrived. A BaseException, so that no `except Exception` in user code swallows it."""
+    """A stop signal arrived. A BaseException, so that no `except Exception` in user code swallows it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
+        self.signum = signum
         self.status = 128 + signum
         self.message = INTERRUPTED.replace("interrupted", f"stopped by {signal.Signals(signum).name}", 1)
 
 
-@contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Raise `Stopped` in the main thread when SIGTERM arrives, for the duration of the block."""
-    def stop(signum: int, frame: object) -> None:
-        raise Stopped(signum)
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+
+@contextlib.contextmanager
+def handling(signums: tuple[int, ...], handler: object) -> Iterator[None]:
+    """Give `signums` to `handler` (a function, or signal.SIG_IGN) for the block; restore them after."""
+    previous = {s: signal.signal(s, handler) for s in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def stop_on(*signums: int) -> contextlib.AbstractContextManager[None]:
+    """Raise `Stopped` in the main thread when one of `signums` arrives, for the block."""
+    return handling(signums, _raise_stopped)

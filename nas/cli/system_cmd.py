@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from nas.cli.common import DB_HELP, console
+from nas.cli.signals import Stopped, handling, stop_on
 from nas.errors import NasError
 from nas.store import Store, upgrade
 
@@ -36,18 +37,6 @@ TRUST_SPACES_HELP = ("import and run the space code that the database names, to 
 STOP_GRACE_S = 10.0  # Streamlit stops within a second of a signal; after this it is killed
 
 
-class _Stop(BaseException):
-    """A signal to stop arrived (a BaseException: nothing on the way may swallow it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
-
-
 def serve(cmd: list[str]) -> int:
     """Run the server command until it exits or SIGTERM/SIGINT stops it; return the exit status.
 
@@ -55,29 +44,26 @@ def serve(cmd: list[str]) -> int:
     (the server is a child process: it would otherwise outlive us and keep serving).
     """
     stops = (signal.SIGTERM, signal.SIGINT)
-    previous = {s: signal.signal(s, _raise_stop) for s in stops}
     proc: subprocess.Popen | None = None
     try:
-        proc = subprocess.Popen(cmd)
-        return proc.wait()
-    except _Stop as stop:
-        for s in stops:  # a second Ctrl-C must not cut the shutdown short
-            signal.signal(s, signal.SIG_IGN)
-        if proc is not None:
-            proc.send_signal(stop.signum)
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        with stop_on(*stops):
+            proc = subprocess.Popen(cmd)
+            return proc.wait()
+    except Stopped as stop:
+        with handling(stops, signal.SIG_IGN):  # a second Ctrl-C must not cut the shutdown short
+            if proc is not None:
+                proc.send_signal(stop.signum)
+                try:
+                    proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         name = signal.Signals(stop.signum).name
         print(f"nas dashboard: stopped by {name}; the Streamlit server is shut down", file=sys.stderr)
-        return 128 + stop.signum
+        return stop.status
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
