@@ -8,7 +8,8 @@ squared-exponential residual. Latency is close to a sum of per-op costs, and the
 that sum to cells far from every trial (a cell of skips and nones), where the squared-exponential
 part alone falls back to the mean. Targets are rank-transformed to
 normal scores first (a Gaussian copula): accuracies of broken architectures (10 %) would otherwise
-dominate the fit, and the acquisition only needs the order of good candidates right.
+dominate the fit, and the acquisition only needs the order of good candidates right; `to_values`
+maps them back. The acquisition functions at the end are pure functions of a GP's predictions.
 """
 
 from __future__ import annotations
@@ -31,6 +32,24 @@ def normal_scores(y: np.ndarray) -> np.ndarray:
     sums = np.bincount(inverse, weights=ranks)
     counts = np.bincount(inverse)
     return ndtri((sums / counts)[inverse] / (len(y) + 1))
+
+
+def to_values(zq: np.ndarray, z: np.ndarray, y: np.ndarray, *, tail: bool = False) -> np.ndarray:
+    """Return normal scores zq mapped back to values: the empirical inverse of (z, y) inside the
+    observed range, linear beyond its ends.
+
+    Beyond the ends the slope is the overall one, or with `tail` that of the top (or bottom) tenth
+    of the points: accuracies bunch up near the best, so one more standard deviation there is
+    worth far less than across the whole range.
+    """
+    order = np.argsort(z, kind="stable")  # equal scores have equal values: any order of ties will do
+    zs, ys = z[order], y[order]
+    k = max(2, len(zs) // 10) if tail else len(zs)  # all points: the overall slope
+    top = (ys[-1] - ys[-k]) / max(zs[-1] - zs[-k], 1e-12)
+    bottom = (ys[k - 1] - ys[0]) / max(zs[k - 1] - zs[0], 1e-12)
+    out = np.interp(zq, zs, ys)
+    out = np.where(zq > zs[-1], ys[-1] + (zq - zs[-1]) * top, out)
+    return np.where(zq < zs[0], ys[0] + (zq - zs[0]) * bottom, out)
 
 
 def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -144,6 +163,11 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: flo
     """Return EI over `best` (maximisation) for Gaussian predictions."""
     z = (mean - best - xi) / std
     return std * (z * ndtr(z) + np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi))
+
+
+def ucb(mean: np.ndarray, std: np.ndarray, beta: float) -> np.ndarray:
+    """Return the upper confidence bound mean + beta * std (maximisation): the optimistic point."""
+    return mean + beta * std
 
 
 def hypervolume_improvement_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray
