@@ -1,10 +1,11 @@
 """Predictor-driven NSGA-II in the spirit of LINAS / SimQ-NAS (Intel Labs, 2022-2023).
 
-Rounds of: fit one light predictor per objective on the trials so far (the SMBO surrogate: a GP on
-the `Encoder` features, normal scores of the values), run pymoo's NSGA-II for `generations` x
-`pop_size` predictor calls on optimistic predictions (mean + beta * std), and queue the best
-`batch` unseen members of the final population (by non-dominated rank, then crowding) for real
-evaluation. Real trials are spent only where the predictors expect the front to move.
+Rounds of: fit one light predictor per objective on the trials so far (SMBO's surrogate,
+`nas.search.surrogate.GPSurrogate`: a GP on the `Encoder` features, normal scores of the values),
+run pymoo's NSGA-II for `generations` x `pop_size` predictor calls on optimistic predictions
+(mean + beta * std), and queue the best `batch` unseen members of the final population (by
+non-dominated rank, then crowding) for real evaluation. Real trials are spent only where the
+predictors expect the front to move.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import numpy as np
 
 from nas.errors import SearchError
 from nas.search.base import Searcher
-from nas.search.gp import normal_scores
+from nas.search.gp import normal_scores, ucb
 from nas.search.mutation import genes_to_arch, is_flat, random_unseen
-from nas.search.nsga2 import _operators
-from nas.search.smbo import SMBO
+from nas.search.nsga2 import operators
+from nas.search.surrogate import GPSurrogate, training_set
+from nas.search.surrogate import refit_point as smbo_refit_point
 from nas.space import Architecture
 
 
@@ -38,9 +40,8 @@ class LINAS(Searcher):
         self._queue: list[Architecture] = []
         self._decoded: dict[bytes, Architecture] = {}  # genes -> architecture, across rounds
         self._flat: bool | None = None  # every decision always active: genes map straight to values
-        # the SMBO searcher lends its encoder and GP fitting (same space, objectives and seed)
-        self._model = SMBO(self.space, self.objectives, seed=self.seed, n_init=2)
-        self._model.refit_point = refit_point  # type: ignore[method-assign]
+        # SMBO's surrogate with SMBO's defaults, refitted on LINAS's sparser schedule
+        self._model = GPSurrogate(self.space, seed=self.seed, schedule=refit_point)
 
     def settings(self) -> dict[str, Any]:
         return {"n_init": self.n_init, "batch": self.batch, "pop_size": self.pop_size,
@@ -63,13 +64,12 @@ class LINAS(Searcher):
         from pymoo.optimize import minimize
         from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-        self._model.history = self.history
-        archs, y = self._model._training_set()
-        X = self._model._encode(archs)
+        archs, y = training_set(self)
+        X = self._model.encode(archs)
         # beyond max_train (300) trials the GPs see the best and the latest only, as in SMBO:
         # an ask stays well under 50 ms at 1,000 trials
-        rows = self._model._subset(y)
-        models = [self._model._model(j, X, normal_scores(y[:, j]), rows) for j in range(y.shape[1])]
+        rows = self._model.subset(y)
+        models = [self._model.model(j, X, normal_scores(y[:, j]), rows) for j in range(y.shape[1])]
         labels = list(self.decisions())
         options = list(self.decisions().values())
         if self._flat is None:
@@ -88,16 +88,16 @@ class LINAS(Searcher):
             return decoded[key]
 
         def predict(genes: np.ndarray) -> np.ndarray:
-            Xc = self._model._encode([decode(x) for x in genes])
+            Xc = self._model.encode([decode(x) for x in genes])
             preds = [m.predict(Xc) for m in models]
-            return -np.array([mu + self.beta * sd for mu, sd in preds]).T
+            return -np.array([ucb(mu, sd, self.beta) for mu, sd in preds]).T
 
         class Surrogate(Problem):
             def _evaluate(self, x: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
                 out["F"] = predict(x)
 
         sizes = np.array([len(o) for o in options])
-        crossover, mutation = _operators()
+        crossover, mutation = operators()
         algo = NSGA2(pop_size=self.pop_size, crossover=crossover, mutation=mutation,
                      eliminate_duplicates=True)
         seed = int(self.step_rng("round").randrange(2**31))
@@ -125,7 +125,7 @@ def refit_point(n: int) -> int:
     than a whole round. A function of n alone, so a restore refits at the same points.
     """
     if n <= 300:
-        return SMBO.refit_point(n)
+        return smbo_refit_point(n)
     r = 300
     while r * 1.25 <= n:
         r = int(r * 1.25)

@@ -7,24 +7,22 @@ product is the product of two one-dimensional expectations, each a difference of
 positive parts" E[(X - a)^+]: for a Gaussian that is the EI formula, for any other marginal a
 quadrature over its nodes. So EHVI costs O(candidates x front) and is exact (no Monte Carlo).
 
-Objectives here are maximised and already on the scale the hypervolume is measured in (the caller
-normalises them, e.g. by the observed front's range, with the reference point below its nadir).
+Objectives here are maximised. `ehvi_2d` takes them on the scale the hypervolume is measured in;
+`ehvi`, SMBO's entry point, gets there from each objective's GP predictions on its targets
+(`targets`: ranks, values or logs), normalising by the front's range with the reference point
+below its nadir. Everything here is a pure function of the predictions: the models stay SMBO's
+(`nas.search.surrogate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
 from nas.objectives import pareto_mask
-from nas.search.gp import expected_improvement, normal_scores
-from nas.space import Architecture
-
-if TYPE_CHECKING:
-    from nas.search.smbo import SMBO
+from nas.search.gp import normal_scores, to_values
 
 Part = Callable[[float], np.ndarray]
 
@@ -77,23 +75,6 @@ def ehvi_2d(front: np.ndarray, ref: np.ndarray, x_part: Part, y_part: Part) -> n
     return np.maximum(total, 0.0)
 
 
-def ehvi_2d_gaussian(mean: np.ndarray, std: np.ndarray, front: np.ndarray, ref: np.ndarray
-                     ) -> np.ndarray:
-    """Return the exact EHVI of candidates with independent Gaussian objectives (columns 0, 1)."""
-    std = np.maximum(std, 1e-12)
-    return ehvi_2d(front, ref,
-                   lambda a: positive_part_gaussian(mean[:, 0], std[:, 0], a),
-                   lambda a: positive_part_gaussian(mean[:, 1], std[:, 1], a))
-
-
-def ehvi_2d_nodes(x_values: np.ndarray, y_values: np.ndarray, weights: np.ndarray,
-                  front: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Return the EHVI of candidates whose objectives are given by quadrature nodes (rows)."""
-    return ehvi_2d(front, ref,
-                   lambda a: positive_part_nodes(x_values, weights, a),
-                   lambda a: positive_part_nodes(y_values, weights, a))
-
-
 def normal_strata(k: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Return k nodes and equal weights for N(0, 1): the means of its k equal-probability strata.
 
@@ -105,24 +86,7 @@ def normal_strata(k: int = 32) -> tuple[np.ndarray, np.ndarray]:
     return (density[:-1] - density[1:]) * k, np.full(k, 1.0 / k)
 
 
-def to_values_tail(zq: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Return normal scores mapped back to values, extrapolated by the slope of each tail.
-
-    The empirical inverse inside the observed range; beyond it, the slope of the top (or bottom)
-    tenth of the points, not the overall one: accuracies bunch up near the best, so one more
-    standard deviation there is worth far less than across the whole range.
-    """
-    order = np.argsort(z, kind="stable")
-    zs, ys = z[order], y[order]
-    k = max(2, len(zs) // 10)
-    top = (ys[-1] - ys[-k]) / max(zs[-1] - zs[-k], 1e-12)
-    bottom = (ys[k - 1] - ys[0]) / max(zs[k - 1] - zs[0], 1e-12)
-    out = np.interp(zq, zs, ys)
-    out = np.where(zq > zs[-1], ys[-1] + (zq - zs[-1]) * top, out)
-    return np.where(zq < zs[0], ys[0] + (zq - zs[0]) * bottom, out)
-
-
-# -- SMBO's two-objective ask ------------------------------------------------------------------
+# -- SMBO's two-objective acquisition, on its GPs' predictions ---------------------------------
 def targets(kind: str, y: np.ndarray, sign: float) -> tuple[np.ndarray, Callable]:
     """Return the GP targets of one objective column and the map from targets back to values.
 
@@ -138,11 +102,11 @@ def targets(kind: str, y: np.ndarray, sign: float) -> tuple[np.ndarray, Callable
         mu, sd = y.mean(), max(y.std(), 1e-12)
         return (y - mu) / sd, lambda t: mu + sd * t
     z = normal_scores(y)
-    return z, lambda t: to_values_tail(t, z, y)
+    return z, lambda t: to_values(t, z, y, tail=True)
 
 
-def _axis(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: float, span: float
-          ) -> Part:
+def positive_part(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: float,
+                  span: float) -> Part:
     """Return a -> E[(V - a)^+] for every candidate, V its objective normalised as (v - lo) / span."""
     if kind == "value":  # linear back-map: V is Gaussian
         m, sd = (back(mean) - lo) / span, np.maximum((back(mean + std) - back(mean)) / span, 1e-12)
@@ -150,45 +114,6 @@ def _axis(kind: str, back: Callable, mean: np.ndarray, std: np.ndarray, lo: floa
     t, w = normal_strata()
     nodes = (back(mean[:, None] + std[:, None] * t[None, :]) - lo) / span
     return lambda a: positive_part_nodes(nodes, w, a)
-
-
-def propose_ehvi(s: SMBO) -> Architecture:
-    """Return SMBO's next two-objective candidate: the unseen one of largest EHVI."""
-    draft = s.draft()
-    if isinstance(draft, Architecture):
-        return draft
-    _, archs, y, cands, Xc = draft
-    X = s._encode(archs)
-    kinds = s.targets.split(",") * (2 if "," not in s.targets else 1)
-    keep, pending = s._subset(y), list(s.pending.values())
-    front = y[pareto_mask(y)]
-    preds, believed, best = [], [], []
-    for j, o in enumerate(s.objectives):
-        t, back = targets(kinds[j], y[:, j], o.sign())
-        # hyperparameters on SMBO's schedule, fitted on this kind of targets of the first r trials
-        gp = s._model(j, X, t, kind=kinds[j],
-                      prefix=lambda r, j=j, sign=o.sign(): targets(kinds[j], y[:r, j], sign)[0])
-        if len(keep) < len(t):
-            gp = gp.fit(X[keep], t[keep], refit=False)
-        if pending:  # kriging believer: pending architectures count as their predicted mean
-            Xp = s._encode(pending)
-            tp = gp.predict(Xp)[0]
-            gp = gp.fit(np.vstack([X[keep], Xp]), np.concatenate([t[keep], tp]), refit=False)
-            believed.append(back(tp))
-        preds.append((back, *gp.predict(Xc)))
-        best.append(float(t.max()))
-    if believed:
-        front = np.vstack([front, np.column_stack(believed)])
-    lo, span = _scale(s.ref, y, front, np.column_stack([back(m) for back, m, _ in preds]))
-    parts = [_axis(kinds[j], back, m, sd, lo[j], span[j]) for j, (back, m, sd) in enumerate(preds)]
-    ref = np.full(2, -0.1)
-    if s.top_every and len(s.history) % s.top_every == s.top_every - 1:
-        # every k-th ask: expected improvement of the first objective alone, so that the top of
-        # the front (the best accuracy, where the front is steepest) is searched as by one objective
-        score = expected_improvement(preds[0][1], preds[0][2], best[0])
-    else:
-        score = ehvi_2d((front - lo) / span, ref, *parts)
-    return Architecture(cands[int(np.argmax(score))])
 
 
 def _scale(ref: str, y: np.ndarray, front: np.ndarray, predicted: np.ndarray
@@ -207,3 +132,17 @@ def _scale(ref: str, y: np.ndarray, front: np.ndarray, predicted: np.ndarray
     else:
         lo, hi = y.min(0), y.max(0)
     return lo, np.maximum(hi - lo, 1e-12)
+
+
+def ehvi(preds: list[tuple[Callable, np.ndarray, np.ndarray]], kinds: list[str], y: np.ndarray,
+         front: np.ndarray, ref: str) -> np.ndarray:
+    """Return the EHVI of each candidate over `front` (values, maximised).
+
+    `preds` holds, per objective, the map from its targets back to values (`targets`) and the
+    candidates' predicted mean and std of the targets; `kinds` the targets' kinds; y the trials'
+    values; `ref` how the objectives are normalised (`_scale`).
+    """
+    lo, span = _scale(ref, y, front, np.column_stack([back(m) for back, m, _ in preds]))
+    parts = [positive_part(kinds[j], back, m, sd, lo[j], span[j])
+             for j, (back, m, sd) in enumerate(preds)]
+    return ehvi_2d((front - lo) / span, np.full(2, -0.1), *parts)

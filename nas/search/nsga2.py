@@ -27,7 +27,12 @@ from nas.space import Architecture
 WORST = 1e12  # pymoo minimises; failed or infeasible members get this in every objective
 
 
-def _operators() -> tuple[Any, Any]:
+def operators() -> tuple[Any, Any]:
+    """Return pymoo's crossover and mutation for categorical genes (also LINAS's, on predictions).
+
+    Uniform crossover, and a reset of each gene with probability 1/n to another option: options
+    have no order, so SBX / polynomial mutation do not fit.
+    """
     from pymoo.core.mutation import Mutation
     from pymoo.operators.crossover.ux import UX
 
@@ -80,7 +85,7 @@ class NSGA2Search(Searcher):
             genes = [arch_to_genes(self.decisions(), a, rng) for a in latest]
             genes += [[rng.randrange(n) for n in options] for _ in range(self.pop_size - len(genes))]
             sampling = np.array(genes)
-        crossover, mutation = _operators()
+        crossover, mutation = operators()
         self._algorithm = NSGA2(pop_size=self.pop_size, sampling=sampling, crossover=crossover,
                                 mutation=mutation, eliminate_duplicates=True)
         self._algorithm.setup(problem, seed=self.seed, verbose=False)

@@ -2,10 +2,11 @@
 
 - Encoding: `nas.space.encoding.Encoder`, one-hot decisions plus BANANAS-style path counts when
   the space has DAG cells (`features="auto"`).
-- Surrogate: one GP per objective (`nas.search.gp`), on normal scores of the observed values
-  (two objectives: `targets`, e.g. latency on its values, with a linear kernel term, `linear`);
-  kernel hyperparameters are refitted by marginal likelihood on a schedule that is a function of
-  the number of trials only (every trial up to 30, then every ~10 %), so a restore is exact.
+- Surrogate: one GP per objective (`nas.search.surrogate.GPSurrogate`), on normal scores of the
+  observed values (two objectives: `targets`, e.g. latency on its values, with a linear kernel
+  term, `linear`); kernel hyperparameters are refitted by marginal likelihood on a schedule that
+  is a function of the number of trials only (every trial up to 30, then every ~10 %), so a
+  restore is exact.
 - Candidates: every unseen architecture when the space has at most `max_listed` of them (NAS-Bench-201
   has 15,625: scoring them all costs milliseconds), else mutations of the best architectures plus
   random ones.
@@ -17,22 +18,25 @@
   points (ParEGO-like).
 - Parallel workers: pending architectures enter the fit with the predicted mean as their value
   (the kriging believer), so a batch spreads out.
+
+The model (encoding, GP fits, believer) is `GPSurrogate`'s, which LINAS uses too; the acquisitions
+are pure functions of its predictions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from nas.errors import SearchError, SpaceError
+from nas.errors import SearchError
+from nas.objectives import pareto_mask
 from nas.search.base import Observation, Searcher
-from nas.search.gp import GP, expected_improvement, hypervolume_improvement_2d, normal_scores
-from nas.search.mo import propose_ehvi
+from nas.search.gp import expected_improvement, hypervolume_improvement_2d, normal_scores, to_values, ucb
+from nas.search.mo import ehvi, targets
 from nas.search.mutation import MAX_LISTED, listed, mutate, random_unseen
+from nas.search.surrogate import GPSurrogate, training_set
 from nas.space import Architecture
-from nas.space.encoding import Encoder
 
 
 class SMBO(Searcher):
@@ -83,12 +87,9 @@ class SMBO(Searcher):
         self.n_init, self.acquisition, self.beta = int(n_init), acquisition, float(beta)
         self.features, self.max_listed, self.n_candidates = features, int(max_listed), int(candidates)
         self.max_train = max(int(max_train), 20)
-        self._encoder: Encoder | None = None
-        self._group_cols: list[np.ndarray] | None = None
-        self._rows: dict[str, np.ndarray] = {}
+        self.model = GPSurrogate(self.space, seed=self.seed, features=features, linear=linear,
+                                 max_train=self.max_train)
         self._listed: tuple[list[Architecture], np.ndarray] | None = None
-        # (objective, refit point, targets kind) -> GP hyperparameters
-        self._params: dict[tuple[int, int, str], np.ndarray] = {}
         self._pruned: list[Architecture] = []  # predicted infeasible: never candidates again
 
     def settings(self) -> dict[str, Any]:
@@ -102,36 +103,6 @@ class SMBO(Searcher):
         if obs.state == "PRUNED":
             self._pruned.append(obs.arch)
 
-    # -- encoding ----------------------------------------------------------------------------------
-    def encoder(self) -> Encoder:
-        """Return the encoder (paths added when the space has DAG cells and features="auto")."""
-        if self._encoder is None:
-            wanted = "onehot+paths" if self.features == "auto" else self.features
-            enc = Encoder(self.space, features=wanted)
-            try:
-                enc.dim  # noqa: B018 - builds the layout; path features can be impractical
-            except SpaceError:
-                if self.features != "auto":
-                    raise
-                enc = Encoder(self.space, features="onehot")
-            self._encoder = enc
-        return self._encoder
-
-    def _encode(self, archs: list[Architecture]) -> np.ndarray:
-        missing = [a for a in archs if a.id not in self._rows]
-        if missing:
-            for a, row in zip(missing, self.encoder().transform(missing), strict=True):
-                self._rows[a.id] = row
-        return np.stack([self._rows[a.id] for a in archs]) if archs else np.zeros((0, 0))
-
-    def _groups(self) -> list[np.ndarray]:
-        """Return the GP's column groups: the one-hot columns, then the path columns if any."""
-        if self._group_cols is None:  # the encoder's layout is fixed once built
-            names = self.encoder().column_names()
-            paths = np.array([n.startswith("path[") for n in names])
-            self._group_cols = [g for g in (np.flatnonzero(~paths), np.flatnonzero(paths)) if len(g)]
-        return self._group_cols
-
     # -- candidates --------------------------------------------------------------------------------
     def _key(self, arch: Any) -> tuple:
         return tuple((label, type(arch.get(label)).__name__, arch.get(label))
@@ -144,7 +115,7 @@ class SMBO(Searcher):
             # plain dicts (no Architecture ids) keep listing 15,625 architectures about a second
             archs = list(listed(self.space, plain=True))
             keys = {self._key(a): i for i, a in enumerate(archs)}
-            self._listed = (archs, keys, self.encoder().transform(archs).astype(np.float64))
+            self._listed = (archs, keys, self.model.encoder().transform(archs).astype(np.float64))
         if self._listed is not None:
             archs, keys, X = self._listed
             mask = np.ones(len(archs), dtype=bool)
@@ -164,53 +135,7 @@ class SMBO(Searcher):
             a = self.space.sample(rng)
             out.setdefault(a.id, a)
         cands = [a for a in out.values() if a.id not in seen]
-        return cands, self._encode(cands)
-
-    # -- the model -----------------------------------------------------------------------------------
-    def _training_set(self) -> tuple[list[Architecture], np.ndarray]:
-        """Return the evaluated architectures and their 'higher is better' objective values."""
-        done = [o for o in self.history if o.state in ("COMPLETE", "FAILED")]
-        ok = [self.values(o.metrics) for o in done if o.state == "COMPLETE"]
-        worst = np.min(np.array(ok), axis=0) if ok else np.zeros(len(self.objectives))
-        y = np.array([self.values(o.metrics) if o.state == "COMPLETE" else worst for o in done])
-        return [o.arch for o in done], y.reshape(len(done), len(self.objectives))
-
-    @staticmethod
-    def refit_point(n: int) -> int:
-        """Return the training-set size whose hyperparameters serve a model of n points."""
-        return n if n <= 30 else n - n % max(1, n // 10)
-
-    def _linear(self, j: int, kind: str) -> list[np.ndarray]:
-        """Return the column groups of objective j's dot-product kernel terms (its targets: `kind`).
-
-        Latency is close to a sum of per-op costs: a linear term in the one-hot columns predicts a
-        cell of skips and nones as cheap, where the squared-exponential kernel alone, far from
-        every trial, falls back to the mean latency. Ranks (accuracy) are not additive that way.
-        """
-        per = self.linear.split(",")
-        want = per[min(j, len(per) - 1)]
-        if want == "onehot" or (want == "auto" and kind != "rank"):
-            return [self._groups()[0]]  # the first group: the one-hot columns
-        return []
-
-    def _model(self, j: int, X: np.ndarray, z: np.ndarray, rows: np.ndarray | None = None,
-               kind: str = "rank", prefix: Callable[[int], np.ndarray] | None = None) -> GP:
-        """Return objective j's GP on (X, z), or on its `rows` only (hyperparameters: the schedule's).
-
-        The hyperparameters are fitted on the targets of the first r trials (r = `refit_point`),
-        `prefix(r)`, by default the normal scores of z's first r values: the same after a restore.
-        """
-        r = self.refit_point(len(z))
-        gp = GP(self._groups(), linear=self._linear(j, kind))
-        key = (j, r, kind)
-        if key not in self._params:
-            first = prefix(r) if prefix is not None else normal_scores_prefix(z, r)
-            rng = np.random.default_rng([self.seed, j, r])
-            self._params[key] = gp.fit_params(X[:r], first, rng)
-        gp.log_params = self._params[key]
-        if rows is not None:
-            X, z = X[rows], z[rows]
-        return gp.fit(X, z, refit=False)
+        return cands, self.model.encode(cands)
 
     def draft(self) -> Architecture | tuple:
         """Return (rng, trials' archs, their objectives, candidates, candidates' encoding) for a
@@ -218,7 +143,7 @@ class SMBO(Searcher):
         n_init trials, one distinct value) or no candidate is left."""
         rng = self.step_rng()
         seen = self.seen()
-        archs, y = self._training_set()
+        archs, y = training_set(self)
         if len(archs) < self.n_init or len(np.unique(y[:, 0])) < 2:
             return random_unseen(self.space, rng, seen)
         order = np.argsort(-y.sum(1))[:10]
@@ -231,31 +156,55 @@ class SMBO(Searcher):
         """Return whether asks go through the two-objective EHVI path (`nas.search.mo`)."""
         return len(self.objectives) == 2 and self.mo == "ehvi" and self.surrogate == "gp"
 
+    def _propose_ehvi(self) -> Architecture:
+        """Return the next two-objective candidate: the unseen one of largest EHVI (`nas.search.mo`)."""
+        draft = self.draft()
+        if isinstance(draft, Architecture):
+            return draft
+        _, archs, y, cands, Xc = draft
+        X = self.model.encode(archs)
+        kinds = self.targets.split(",") * (2 if "," not in self.targets else 1)
+        keep, pending = self.model.subset(y), list(self.pending.values())
+        front = y[pareto_mask(y)]
+        preds, believed, best = [], [], []
+        for j, o in enumerate(self.objectives):
+            t, back = targets(kinds[j], y[:, j], o.sign())
+            # hyperparameters on the schedule, fitted on this kind of targets of the first r trials
+            gp, tp = self.model.believer(
+                j, X, t, keep, pending, kind=kinds[j],
+                prefix=lambda r, j=j, sign=o.sign(): targets(kinds[j], y[:r, j], sign)[0])
+            if pending:  # the pending architectures join the front at their believed values
+                believed.append(back(tp))
+            preds.append((back, *gp.predict(Xc)))
+            best.append(float(t.max()))
+        if believed:
+            front = np.vstack([front, np.column_stack(believed)])
+        if self.top_every and len(self.history) % self.top_every == self.top_every - 1:
+            # every k-th ask: expected improvement of the first objective alone, so that the top of
+            # the front (the best accuracy, where the front is steepest) is searched as by one objective
+            score = expected_improvement(preds[0][1], preds[0][2], best[0])
+        else:
+            score = ehvi(preds, kinds, y, front, self.ref)
+        return Architecture(cands[int(np.argmax(score))])
+
     def propose(self) -> Architecture:
         if self._ehvi():
-            return propose_ehvi(self)
+            return self._propose_ehvi()
         draft = self.draft()
         if isinstance(draft, Architecture):
             return draft
         rng, archs, y, cands, Xc = draft
-        X = self._encode(archs)
+        X = self.model.encode(archs)
         pending = list(self.pending.values())
         means, stds, zs = [], [], []
-        keep = self._subset(y)
+        keep = self.model.subset(y)
         for j in range(y.shape[1]):
             if self.surrogate != "gp":
                 m, sd = self._predictor(X[keep], y[keep, j], pending, Xc)
                 z = y[:, j]  # the predictor works in the objective's own units
             else:
                 z = normal_scores(y[:, j])
-                gp = self._model(j, X, z)
-                if len(keep) < len(z):
-                    gp = gp.fit(X[keep], z[keep], refit=False)
-                if pending:  # kriging believer: pending architectures count as their predicted mean
-                    Xp = self._encode(pending)
-                    gp = gp.fit(np.vstack([X[keep], Xp]),
-                                np.concatenate([z[keep], gp.predict(Xp)[0]]), refit=False)
-                m, sd = gp.predict(Xc)
+                m, sd = self.model.believer(j, X, z, keep, pending)[0].predict(Xc)
             means.append(m)
             stds.append(sd)
             zs.append(z)
@@ -270,7 +219,7 @@ class SMBO(Searcher):
         kind = self.surrogate.removeprefix("predictor:")
         p = AccuracyPredictor(kind, seed=self.seed).fit(X, y)
         if pending:  # kriging believer, as for the GP
-            Xp = self._encode(pending)
+            Xp = self.model.encode(pending)
             p = AccuracyPredictor(p.kind_, seed=self.seed).fit(
                 np.vstack([X, Xp]), np.concatenate([y, p.predict(Xp)[0]]))
         mean, std = p.predict(Xc)
@@ -278,57 +227,22 @@ class SMBO(Searcher):
         std = np.full(len(mean), 1e-9) if std is None else np.maximum(std, 1e-9)
         return mean, std
 
-    def _subset(self, y: np.ndarray) -> np.ndarray:
-        """Return the trials the GP is fitted on: all, or the best and the latest beyond max_train."""
-        n = len(y)
-        if n <= self.max_train:
-            return np.arange(n)
-        best = np.argsort(-np.max([normal_scores(c) for c in y.T], axis=0), kind="stable")
-        top = set(best[: self.max_train // 2].tolist())
-        recent = [i for i in range(n - 1, -1, -1) if i not in top][: self.max_train - len(top)]
-        return np.array(sorted(top | set(recent)))
-
     def _acquire(self, mean: np.ndarray, std: np.ndarray, z: np.ndarray, y: np.ndarray,
                  rng: Any) -> np.ndarray:
         if mean.shape[1] == 1:
             if self.acquisition == "ei":
                 return expected_improvement(mean[:, 0], std[:, 0], float(z.max()))
-            return mean[:, 0] + self.beta * std[:, 0]
+            return ucb(mean[:, 0], std[:, 0], self.beta)
         # Several objectives: judge optimistic points on the objectives' own (linear) scales, where
         # the user's trade-off lives, normalised by the observed ranges.
-        opt = np.column_stack([to_values(mean[:, j] + self.beta * std[:, j], z[:, j], y[:, j])
+        opt = np.column_stack([to_values(ucb(mean[:, j], std[:, j], self.beta), z[:, j], y[:, j])
                                for j in range(y.shape[1])])
         lo, span = y.min(0), np.maximum(y.max(0) - y.min(0), 1e-12)
         opt, seen_pts = (opt - lo) / span, (y - lo) / span
         ref = np.full(y.shape[1], -0.1)
         if y.shape[1] == 2:
-            gain = hypervolume_improvement_2d(opt, seen_pts[_non_dominated(seen_pts)], ref)
+            gain = hypervolume_improvement_2d(opt, seen_pts[pareto_mask(seen_pts)], ref)
             if gain.max() > 0:
                 return gain
         w = np.array([rng.random() for _ in range(y.shape[1])]) + 1e-3
         return (w * (opt - ref)).min(1) + 0.05 * (w * (opt - ref)).sum(1)
-
-
-def to_values(zq: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Return normal scores mapped back to values: the empirical inverse, linear beyond the ends."""
-    order = np.argsort(z)
-    zs, ys = z[order], y[order]
-    slope = (ys[-1] - ys[0]) / max(zs[-1] - zs[0], 1e-12)
-    out = np.interp(zq, zs, ys)
-    out = np.where(zq > zs[-1], ys[-1] + (zq - zs[-1]) * slope, out)
-    return np.where(zq < zs[0], ys[0] + (zq - zs[0]) * slope, out)
-
-
-def normal_scores_prefix(z_full: np.ndarray, r: int) -> np.ndarray:
-    """Return the normal scores of the first r values' ranks (recomputed on the prefix)."""
-    return normal_scores(np.asarray(z_full[:r]))
-
-
-def _non_dominated(points: np.ndarray) -> np.ndarray:
-    """Return the indices of the rows of `points` not dominated by another (all maximised)."""
-    keep = []
-    for i, p in enumerate(points):
-        dominated = np.any(np.all(points >= p, axis=1) & np.any(points > p, axis=1))
-        if not dominated:
-            keep.append(i)
-    return np.asarray(keep, dtype=int)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas.search.gp import GP, expected_improvement, hypervolume_improvement_2d, normal_scores
-from nas.search.smbo import to_values
+from nas.search.gp import GP, expected_improvement, hypervolume_improvement_2d, normal_scores, to_values
 
 
 def test_normal_scores_are_ranks_with_ties_shared():
@@ -46,6 +45,12 @@ def test_to_values_inverts_normal_scores_and_extrapolates():
     z = normal_scores(y)
     assert np.allclose(to_values(z, z, y), y)
     assert to_values(np.array([z.max() + 1.0]), z, y)[0] > 9.0
+    assert np.allclose(to_values(z, z, y, tail=True), y)
+    # below 20 points a tenth is 2 points: with 2 points, tails and the overall slope agree
+    two = np.array([3.0, 1.0])
+    zq = np.array([-3.0, 0.0, 3.0])
+    assert np.array_equal(to_values(zq, normal_scores(two), two, tail=True),
+                          to_values(zq, normal_scores(two), two))
 
 
 def test_nll_gradient_matches_finite_differences_with_a_linear_term():

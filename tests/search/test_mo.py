@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas.search.gp import hypervolume_improvement_2d, normal_scores
-from nas.search.mo import (
-    ehvi_2d_gaussian,
-    ehvi_2d_nodes,
-    normal_strata,
-    strips,
-    targets,
-    to_values_tail,
-)
+from nas.search.gp import hypervolume_improvement_2d, normal_scores, to_values
+from nas.search.mo import ehvi, ehvi_2d, normal_strata, positive_part, strips, targets
 
 FRONT = np.array([[0.1, 0.9], [0.4, 0.6], [0.7, 0.35], [0.3, 0.2]])  # the last is dominated
 # (hypervolume_improvement_2d, the brute-force check, wants the non-dominated FRONT[:3])
@@ -29,28 +22,52 @@ def test_strips_are_the_staircase_of_the_front():
     assert np.allclose(height, [0.9, 0.6, 0.35, -0.1])
 
 
+def identity(t: np.ndarray) -> np.ndarray:
+    return t
+
+
+def ehvi_of(kinds, mean, std):
+    """Return the EHVI that SMBO's acquisition computes for these marginals (on the front's scale:
+    targets that are the values, no normalisation): Gaussian for "value", quadrature otherwise."""
+    parts = [positive_part(k, identity, mean[:, j], std[:, j], 0.0, 1.0) for j, k in enumerate(kinds)]
+    return ehvi_2d(FRONT, REF, *parts)
+
+
 def test_ehvi_gaussian_matches_monte_carlo():
     rng = np.random.default_rng(0)
     draws = MEAN[None] + STD[None] * rng.standard_normal((100_000, *MEAN.shape))
     mc = np.mean([hypervolume_improvement_2d(d, FRONT[:3], REF) for d in draws[:20_000]], axis=0)
-    exact = ehvi_2d_gaussian(MEAN, STD, FRONT, REF)
+    exact = ehvi_of(["value", "value"], MEAN, STD)
     # 20,000 draws: the Monte Carlo error is well under 2 % of the largest value
     assert np.allclose(exact, mc, atol=0.02 * mc.max())
     assert exact[3] < 1e-6 < exact[0]  # a sure point inside the dominated region adds nothing
 
 
 def test_ehvi_quadrature_matches_the_closed_form():
+    # ranks and logs go through quadrature nodes (`normal_strata`); values through the closed form
+    exact = ehvi_of(["value", "value"], MEAN, STD)
+    for kinds in (["rank", "rank"], ["rank", "value"], ["value", "log"]):
+        assert np.allclose(ehvi_of(kinds, MEAN, STD), exact, atol=0.01 * exact.max())
     t, w = normal_strata(32)
-    xs = MEAN[:, :1] + STD[:, :1] * t[None]
-    ys = MEAN[:, 1:] + STD[:, 1:] * t[None]
-    exact = ehvi_2d_gaussian(MEAN, STD, FRONT, REF)
-    assert np.allclose(ehvi_2d_nodes(xs, ys, w, FRONT, REF), exact, atol=0.01 * exact.max())
+    assert abs(t @ w) < 1e-12 and abs(w.sum() - 1.0) < 1e-12
 
 
 def test_ehvi_without_doubt_is_the_hypervolume_improvement():
     std = np.full_like(MEAN, 1e-9)
-    assert np.allclose(ehvi_2d_gaussian(MEAN, std, FRONT, REF),
+    assert np.allclose(ehvi_of(["value", "value"], MEAN, std),
                        hypervolume_improvement_2d(MEAN, FRONT[:3], REF), atol=1e-9)
+
+
+def test_ehvi_normalises_by_the_front_and_maps_targets_back():
+    # targets that are the values scaled by 2 (what `targets` would hand back): the same EHVI as
+    # on the values themselves, since both are normalised by the same front of values
+    y = np.vstack([FRONT, [[0.0, 0.0]]])
+    half = [(lambda t: t / 2.0, 2.0 * MEAN[:, j], 2.0 * STD[:, j]) for j in range(2)]
+    plain = [(identity, MEAN[:, j], STD[:, j]) for j in range(2)]
+    for ref in ("observed", "predicted"):
+        scaled = ehvi(half, ["value", "value"], y, FRONT, ref)
+        assert np.allclose(scaled, ehvi(plain, ["value", "value"], y, FRONT, ref))
+        assert scaled[3] < 1e-6 < scaled[0]
 
 
 @pytest.mark.parametrize("kind", ["rank", "value", "log"])
@@ -64,8 +81,9 @@ def test_targets_map_back_to_the_values(kind):
 def test_to_values_tail_extrapolates_by_the_tail_slope():
     y = np.concatenate([np.full(5, 10.0), np.linspace(80.0, 90.0, 25)])
     z = normal_scores(y)
-    beyond = to_values_tail(np.array([z.max() + 1.0]), z, y)[0]
-    assert 90.0 < beyond < 95.0  # the overall slope would add tens of points
+    beyond = to_values(np.array([z.max() + 1.0]), z, y, tail=True)[0]
+    assert 90.0 < beyond < 95.0
+    assert to_values(np.array([z.max() + 1.0]), z, y)[0] > 100.0  # the overall slope adds tens
 
 
 # -- SMBO with two objectives (the contract suite covers the default; these the variants) ---------
@@ -146,10 +164,12 @@ def test_smbo_linear_term_goes_to_objectives_modelled_on_values():
     from tests.search.toy import toy_space
 
     s = make_searcher("smbo", toy_space(), list(MO), seed=0)  # linear=auto, targets=rank,value
-    onehot = s._groups()[0]
-    assert s._linear(0, "rank") == [] and np.array_equal(s._linear(1, "value")[0], onehot)
+    onehot = s.model.groups()[0]
+    assert s.model.linear_groups(0, "rank") == []
+    assert np.array_equal(s.model.linear_groups(1, "value")[0], onehot)
     forced = make_searcher("smbo", toy_space(), list(MO), seed=0, linear="onehot,none")
-    assert len(forced._linear(0, "rank")) == 1 and forced._linear(1, "value") == []
+    assert len(forced.model.linear_groups(0, "rank")) == 1
+    assert forced.model.linear_groups(1, "value") == []
     with pytest.raises(SearchError, match="linear="):
         make_searcher("smbo", toy_space(), list(MO), seed=0, linear="paths")
 
