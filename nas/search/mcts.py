@@ -4,9 +4,14 @@ A tree node is a prefix of decisions in walk order (`Space.next_decision`); its 
 visits and summed rewards of every finished architecture that starts with that prefix, so identical
 prefixes share statistics whichever ask produced them. The tree policy picks children by UCT on
 rewards normalised online to [0, 1] (min and max seen so far); the first unvisited child met is
-expanded and the architecture is finished at random (the rollout). With `binarize=True` a k-way
-decision is a path of yes/no splits of its option list (the paper's "MCTS bi"), so options next to
-each other in the list share the statistics of the halves they fall in.
+expanded and the architecture is finished by a rollout: at random, or the best of `rollouts`
+random completions by a ridge surrogate (`nas.search.surrogate.RidgeSurrogate`). With
+`binarize=True` a k-way decision is a path of yes/no splits of its option list (the paper's "MCTS
+bi"), so options next to each other in the list share the statistics of the halves they fall in.
+
+Unlike DeepArchitect, which backs a reward up the path the tree policy chose only (down to the
+expanded node), `observe` adds it to every prefix of the told architecture's moves, the rollout's
+included: a trial adds a whole branch, and trials the tree did not propose count too.
 
 The tree is a function of the history and draws come from `step_rng`: restores are exact.
 """
@@ -19,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from nas.errors import SearchError, SpaceError
+from nas.errors import SearchError
 from nas.search.base import Observation, Searcher
 from nas.search.mutation import option_index, random_unseen
-from nas.space import Architecture, Space
-from nas.space.encoding import Encoder
+from nas.search.surrogate import RidgeSurrogate
+from nas.space import Architecture
 from nas.space.walk import random_chooser, replay, walk
 
 Move = tuple[str, int, int]  # (label, lo, hi): the options [lo, hi) of a decision still open
@@ -161,40 +166,3 @@ class MCTS(Searcher):
             if score > best_score:
                 best, best_score = m, score
         return best, False
-
-
-class RidgeSurrogate:
-    """Ridge regression on the architecture encoding: a cheap model to rank rollouts (microseconds)."""
-
-    def __init__(self, space: Space, alpha: float = 1.0) -> None:
-        self.space, self.alpha = space, alpha
-        self._encoder: Encoder | None = None
-        self._rows: list[np.ndarray] = []
-        self._y: list[float] = []
-        self._w: np.ndarray | None = None
-
-    def _encode(self, archs: list[Architecture]) -> np.ndarray:
-        if self._encoder is None:
-            self._encoder = Encoder(self.space, features="onehot+paths")
-            try:
-                self._encoder.dim  # noqa: B018 - builds the layout; paths can be impractical
-            except SpaceError:
-                self._encoder = Encoder(self.space, features="onehot")
-        return self._encoder.transform(archs).astype(np.float64)
-
-    def add(self, arch: Architecture, reward: float) -> None:
-        """Record one (architecture, reward) pair."""
-        self._rows.append(self._encode([arch])[0])
-        self._y.append(reward)
-        self._w = None
-
-    def predict(self, archs: list[Architecture]) -> np.ndarray:
-        """Return the predicted rewards of `archs`."""
-        if self._w is None:
-            X, y = np.array(self._rows), np.array(self._y)
-            X = np.hstack([X, np.ones((len(X), 1))])
-            # ranks, not raw values: broken architectures (10 % accuracy) would dominate a fit
-            z = np.argsort(np.argsort(y)) / max(len(y) - 1, 1)
-            self._w = np.linalg.solve(X.T @ X + self.alpha * np.eye(X.shape[1]), X.T @ z)
-        X = self._encode(archs)
-        return np.hstack([X, np.ones((len(X), 1))]) @ self._w
