@@ -27,8 +27,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.evaluate.nb201 import NB201Table, nb201_arch_str  # noqa: E402
 from nas.evaluate.factory import nb201_dir  # noqa: E402
+from nas.evaluate.nb201 import NB201Table, nb201_arch_str  # noqa: E402
 from nas.search import make_searcher  # noqa: E402
 
 ASKS = 45
@@ -73,9 +73,9 @@ def searcher_pins(seed: int) -> dict[str, str]:
 def predictor_pins() -> dict[str, str]:
     import importlib
 
-    from hardware.profile import SHIPPED_PROFILES_DIR
     from nas.compress.quantize import quantizable_layers
-    from predictors import LatencyPredictor
+    from nas.hardware.profile import SHIPPED_PROFILES_DIR
+    from nas.predictors import LatencyPredictor
 
     predictor = LatencyPredictor.load(next(SHIPPED_PROFILES_DIR.glob("cpu-*.json")))
     pins = {}
@@ -107,7 +107,8 @@ def main() -> None:
     if args.check:
         old = json.loads(args.check.read_text())
         changed = [k for k in old if pins.get(k) != old[k]]
-        print(f"{len(old) - len(changed)} of {len(old)} pins unchanged" + (f"; changed: {changed}" if changed else ""))
+        note = f"; changed: {changed}" if changed else ""
+        print(f"{len(old) - len(changed)} of {len(old)} pins unchanged{note}")
         sys.exit(1 if changed else 0)
 
 

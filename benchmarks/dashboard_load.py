@@ -30,7 +30,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas.loading import load_space  # noqa: E402
+from nas.references import load_space  # noqa: E402
 from nas.space import Architecture  # noqa: E402
 from nas.store import Store, StudySpec  # noqa: E402
 from nas.store.schema import Architecture as ArchRow  # noqa: E402
@@ -107,7 +107,7 @@ PAGES = [  # (label, page, query parameters, widget changes after the first run)
 def time_page(db: str, page: str, query: dict, change: tuple | None, cold: bool) -> float:
     """Return the seconds one run of `page` takes (after clearing the caches when `cold`)."""
     sys.argv = ["streamlit", "--", "--db", db]
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "nas" / "dashboard" / "app.py"), default_timeout=300)
     at.switch_page(page)
     for k, v in query.items():
         at.query_params[k] = v

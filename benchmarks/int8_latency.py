@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardware import compare_interleaved
-from hardware.profile import DeviceProfile
 from nas import space as S
-from nas.compress.quant_backends import quiet_ao
+from nas.compress.int8_backends import quiet_ao
 from nas.compress.quantize import apply_policy, quantizable_layers
-from nas.latency import profile_path
-from predictors import LatencyPredictor, latency_report, noise_ceiling
-from predictors.kernels import extract_kernels
-from predictors.quant_analysis import agreement
+from nas.hardware import compare_interleaved
+from nas.hardware.profile import DeviceProfile
+from nas.predictors import LatencyPredictor, latency_report, noise_ceiling
+from nas.predictors.kernels import extract_kernels
+from nas.predictors.quant_analysis import agreement
+from nas.run.latency_source import profile_path
 
 COLUMNS = ("spearman", "within_10", "within_15", "mape", "bias")
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardware import compare_interleaved, identify
-from predictors import (
+from nas.hardware import compare_interleaved, identify
+from nas.predictors import (
     LatencyPredictor,
     extract_kernels,
     flops_baseline,

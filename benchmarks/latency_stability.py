@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency_predictor import _sample  # noqa: E402
 
-from hardware import compare_interleaved  # noqa: E402
-from predictors import noise_ceiling  # noqa: E402
+from nas.hardware import compare_interleaved  # noqa: E402
+from nas.predictors import noise_ceiling  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

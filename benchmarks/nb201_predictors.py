@@ -40,9 +40,9 @@ from sklearn.preprocessing import PolynomialFeatures
 from threadpoolctl import threadpool_limits
 
 from nas.evaluate.nb201 import OPS, NB201Table, nb201_arch_from_str
+from nas.predictors.accuracy import REGRESSORS, AccuracyPredictor
+from nas.predictors.metrics import flops_baseline, latency_report
 from nas.space.encoding import Encoder
-from predictors.accuracy import REGRESSORS, AccuracyPredictor
-from predictors.metrics import flops_baseline, latency_report
 from search_spaces import nb201
 
 DATASETS = {"cifar10-valid": "val_acc_200ep_cifar10-valid_mean",

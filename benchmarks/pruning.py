@@ -37,11 +37,11 @@ from nas.compress.prune import (
     prune,
     prune_channels,
 )
-from nas.compress.pruning.latency import latency_samples
-from nas.compress.pruning.layers import prunable_layers
+from nas.compress.pruning.group_latency import latency_samples
+from nas.compress.pruning.prunable import prunable_layers
 from nas.evaluate.datasets import load_dataset
-from nas.latency import profile_path
-from predictors import LatencyPredictor
+from nas.predictors import LatencyPredictor
+from nas.run.latency_source import profile_path
 from search_spaces import resnet, vgg
 
 PAPER_DP = {"max_layer_distortion": None, "min_kept_per_output": 0, "max_layer_damage": None}

@@ -28,7 +28,7 @@ import torch
 import search_spaces.vgg as vgg
 from nas import space as S
 from nas.evaluate import TrainConfig, TrainEvaluator
-from nas.evaluate.quantized import QuantEvaluator, structural_arch
+from nas.evaluate.quant_evaluator import QuantEvaluator, structural_arch
 from nas.run import search
 from nas.space import Architecture
 
@@ -137,8 +137,8 @@ def retime(ev: SharedQuantEvaluator, qspace: S.Space, archs: list[Architecture],
     """Return {arch id: median ms at `batch`} of the quantized models, timed interleaved."""
     from safetensors.torch import load
 
-    from hardware.timing import compare_interleaved
     from nas.compress.quantize import apply_policy
+    from nas.hardware.timing import compare_interleaved
 
     splits = ev.base.splits()
     models = {}

@@ -1,18 +1,5 @@
-"""Hardware awareness: device identity, latency timers and saved device profiles."""
+"""Deprecated: `hardware` is now `nas.hardware`; this alias warns and goes in a later release."""
 
-from hardware.identity import DeviceIdentity, identify
-from hardware.profile import (
-    MEASUREMENT_COLUMNS,
-    SHIPPED_PROFILES_DIR,
-    DeviceProfile,
-    default_profile_path,
-    profile_dirs,
-    user_profiles_dir,
-)
-from hardware.timing import Timing, compare_interleaved, make_input, measure, measure_latency
+from nas.deprecated_paths import alias_package
 
-__all__ = [
-    "MEASUREMENT_COLUMNS", "SHIPPED_PROFILES_DIR", "DeviceIdentity", "DeviceProfile", "Timing",
-    "default_profile_path", "profile_dirs", "user_profiles_dir",
-    "compare_interleaved", "identify", "make_input", "measure", "measure_latency",
-]
+alias_package(__name__)

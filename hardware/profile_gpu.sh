@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Profile this machine's CUDA GPU in one go and check the CUDA paths, for the profile to be committed
-# under hardware/profiles/ like any other:
+# under nas/hardware/profiles/ like any other:
 #
 #     bash hardware/profile_gpu.sh            # MINUTES=3 SPACES="resnet mobilenet vit" PYTHON=python3
 #
@@ -27,16 +27,16 @@ EOF
 args=()
 for s in $SPACES; do args+=(--space "search_spaces.$s:space"); done
 db=$(mktemp -d)/gpu.db
-export NAS_PROFILES_DIR="$PWD/hardware/profiles"  # this profile is for the repository: commit it
+export NAS_PROFILES_DIR="$PWD/nas/hardware/profiles"  # this profile is for the repository: commit it
 "$PY" -c "from nas.cli import main; raise SystemExit(main())" profile --device cuda:0 "${args[@]}" \
     --samples 8 --batch 1 --batch 32 --time-budget "$MINUTES" --db "sqlite:///$db"
 
 # A held-out check of the fresh profile: predicted against measured for a few sampled models.
 "$PY" - <<'EOF'
 import importlib, os, shutil
-from hardware import measure_latency
-from nas.latency import profile_path
-from predictors import LatencyPredictor
+from nas.hardware import measure_latency
+from nas.run.latency_source import profile_path
+from nas.predictors import LatencyPredictor
 
 path = profile_path("cuda:0")
 pred = LatencyPredictor.load(path)

@@ -1,18 +1,5 @@
-"""Latency predictors fitted from device profiles, and their metrics.
+"""Deprecated: `predictors` is now `nas.predictors`; this alias warns and goes in a later release."""
 
-(Accuracy predictors will live beside them in `predictors.accuracy`.)
-"""
+from nas.deprecated_paths import alias_package
 
-from predictors.int8_profiler import extend_int8, profile_int8
-from predictors.kernel_ops import build_kernel, kernel_cost, kernel_features
-from predictors.kernels import Kernel, extract_kernels
-from predictors.latency import LatencyPredictor
-from predictors.metrics import flops_baseline, latency_report, noise_ceiling
-from predictors.profiler import measure_models, profile_device, profile_kernels
-
-__all__ = [
-    "Kernel", "LatencyPredictor", "build_kernel", "extract_kernels", "flops_baseline",
-    "kernel_cost", "kernel_features", "latency_report", "measure_models", "noise_ceiling",
-    "profile_device", "profile_kernels", "extend_int8", "profile_int8",
-]
-from predictors.accuracy import REGRESSORS, AccuracyPredictor  # noqa: E402, F401 - accuracy predictors
+alias_package(__name__)

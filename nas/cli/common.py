@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nas.errors import NasError
-from nas.loading import study_space
+from nas.references import study_space
 from nas.space import Space
 from nas.store import Store, StudyRecord, TrialRecord
 

@@ -22,12 +22,12 @@ from nas.cli.common import (
     space_of,
 )
 from nas.errors import NasError
+from nas.results.weights import trial_weights
 from nas.space import Architecture
 from nas.store import Store, StudyRecord, TrialRecord
-from nas.weights import trial_weights
 
 if TYPE_CHECKING:  # imported where it is used: torch loads only when a pruning runs
-    from nas.evaluate.training import TrainEvaluator
+    from nas.evaluate.train_evaluator import TrainEvaluator
 
 PRUNE_HELP = (
     "Prune a trial's trained model and print its validation accuracy, sparsity and per-layer "
@@ -85,9 +85,9 @@ def prune_trial(
     import torch
 
     from nas.compress.prune import make_permanent
-    from nas.evaluate.pruned import PruneEvaluator
-    from nas.evaluate.trainer import evaluate_model
-    from nas.export import check_out_path, load_weights
+    from nas.evaluate.prune_evaluator import PruneEvaluator
+    from nas.evaluate.train_loop import evaluate_model
+    from nas.results.export import check_out_path, load_weights
 
     if out is not None:
         check_out_path(out, force=force, reads=[db])
@@ -143,7 +143,7 @@ def _train_evaluator(description: dict, dataset: str | None, data_dir: str | Non
     """
     from nas.evaluate import TrainConfig, make_evaluator
     from nas.evaluate.datasets import is_loader_spec
-    from nas.evaluate.training import TrainEvaluator
+    from nas.evaluate.train_evaluator import TrainEvaluator
 
     desc = description
     while isinstance(desc.get("base"), dict):  # prune / quant evaluators wrap a training one

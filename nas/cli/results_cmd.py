@@ -29,9 +29,9 @@ from nas.cli.common import (
 from nas.errors import NasError
 from nas.objectives import parse_constraints, parse_objectives
 from nas.results import best_trials
+from nas.results.weights import trial_weights
 from nas.space import Architecture
 from nas.store import Store
-from nas.weights import trial_weights
 
 
 class Format(StrEnum):
@@ -163,7 +163,7 @@ def export(study: str, trial: int,
            force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out file")] = False,
            ) -> None:
     """Export one trial's model."""
-    from nas.export import check_out_path, export_model
+    from nas.results.export import check_out_path, export_model
 
     check_out_path(out, force=force, reads=[db])
     store, rec = open_study(db, study)

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nas.cli.common import DB_HELP, console, fmt, metric_columns, printable, trials_table
 from nas.errors import NasError
-from nas.loading import absolute_ref, load_space_and_args, parse_kv
 from nas.objectives import parse_constraints, parse_objectives
+from nas.references import absolute_ref, load_space_and_args, parse_kv
 from nas.store import Store
 
 if TYPE_CHECKING:
@@ -76,10 +76,10 @@ def search_command(
              "with the architecture, quantized after training (SimQ-NAS)")] = "none",
 ) -> None:
     # torch and the search stack load only once a search runs: `nas --help` and the readers stay quick
-    from nas.assemble import StudySettings, assemble, base_evaluator, quantization_arg
     from nas.evaluate import TrainConfig
-    from nas.latency import uses_latency
     from nas.run import search
+    from nas.run.assemble import StudySettings, assemble, base_evaluator, quantization_arg
+    from nas.run.latency_source import uses_latency
 
     objs, cons = parse_objectives(objective), parse_constraints(constraint)  # before anything loads
     objectives, constraints = [str(o) for o in objs], [str(c) for c in cons]
@@ -139,7 +139,7 @@ class _progress_view:  # noqa: N801 - used as a context manager
 
 def _remeasure(result, sp, device: str, batch: int, threads: int, db: str) -> None:
     """Measure the final front's latency again and show it beside the figure the search used."""
-    from nas.latency import remeasure_front
+    from nas.run.latency_source import remeasure_front
 
     front = remeasure_front(Store.open(db), result.study, sp, result.objectives, result.constraints,
                             device=device, batch_size=batch, threads=threads)

@@ -74,7 +74,7 @@ def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
                                                          help=TRUST_SPACES_HELP)] = False,
               ) -> None:
     Store.open(db, readonly=True).close()  # a clear error now rather than a traceback in the browser
-    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
     if not app.is_file():
         raise NasError(f"the dashboard app is missing ({app}); reinstall nas")
     console.print(f"dashboard on http://{host}:{port} over {db} (Ctrl-C to stop)")

@@ -11,7 +11,7 @@ import torch.fx as fx
 from torch import nn
 
 from nas.compile import modules as M
-from nas.compile.layers import MAKERS, Shape, user_op
+from nas.compile.layer_makers import MAKERS, Shape, user_op
 from nas.errors import SpaceError
 from nas.space.graph import Graph
 from nas.space.hyper import Resolver

@@ -37,14 +37,14 @@ from nas.compress.pruning.curves import (
     distortion_curves,
     ratio_grid,
 )
-from nas.compress.pruning.latency import (
+from nas.compress.pruning.group_latency import (
     LatencyTable,
     PredictedChannelLatency,
     measure_channel_latency,
     predicted_channel_latency,
     time_model,
 )
-from nas.compress.pruning.layers import (
+from nas.compress.pruning.prunable import (
     apply_counts,
     check_calib,
     detach_masked,

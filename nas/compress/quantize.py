@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from nas.compress.quant_backends import (
+from nas.compress.int8_backends import (
     LayerPrecision,
     QuantBackend,
     make_backend,

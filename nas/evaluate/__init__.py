@@ -12,8 +12,8 @@ from nas.evaluate.datasets import DataSplits, load_dataset
 from nas.evaluate.factory import make_evaluator, valid_dataset_names
 from nas.evaluate.model_metrics import count_flops, count_params, model_size_mb
 from nas.evaluate.nb201 import NB201Evaluator, NB201Table, nb201_arch_from_str, nb201_arch_str
-from nas.evaluate.trainer import TrainConfig, TrainResult, train
-from nas.evaluate.training import TrainEvaluator
+from nas.evaluate.train_evaluator import TrainEvaluator
+from nas.evaluate.train_loop import TrainConfig, TrainResult, train
 
 __all__ = [
     "METRIC_NAMES",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from nas.errors import EvaluationError
-from nas.evaluate import _readers
+from nas.evaluate import data_files
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10")
@@ -109,18 +109,18 @@ def _digits(seed: int) -> _Parts:
 
 def _fashion_mnist(data_dir: str | None, seed: int) -> _Parts:
     folder = data_dir or FASHION_MNIST_DIR
-    arrays = _readers.read_idx_folder(folder)
+    arrays = data_files.read_idx_folder(folder)
     x_tr, y_tr, x_te, y_te = arrays
     return x_tr[:, None], y_tr, None, None, x_te[:, None], y_te, True
 
 
 def _cifar10(data_dir: str | None, seed: int) -> _Parts:
-    x_tr, y_tr, x_te, y_te = _readers.read_cifar10_folder(data_dir)
+    x_tr, y_tr, x_te, y_te = data_files.read_cifar10_folder(data_dir)
     return x_tr, y_tr, None, None, x_te, y_te, True
 
 
 def _user(spec: str, seed: int) -> _Parts:
-    x_tr, y_tr, x_val, y_val, x_te, y_te = _readers.call_user_loader(spec)
+    x_tr, y_tr, x_val, y_val, x_te, y_te = data_files.call_user_loader(spec)
     if x_te is None:
         rest, test = stratified_split(y_tr, 0.2, seed=0)
         x_tr, y_tr, x_te, y_te = x_tr[rest], y_tr[rest], x_tr[test], y_tr[test]

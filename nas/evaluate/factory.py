@@ -9,8 +9,8 @@ from nas.errors import EvaluationError
 from nas.evaluate.base import Evaluator
 from nas.evaluate.datasets import BUILTIN_DATASETS, is_loader_spec
 from nas.evaluate.nb201 import TABLE_FILE, NB201Evaluator
-from nas.evaluate.trainer import TrainConfig
-from nas.evaluate.training import TrainEvaluator
+from nas.evaluate.train_evaluator import TrainEvaluator
+from nas.evaluate.train_loop import TrainConfig
 
 NB201_NAMES = {
     "nb201-cifar10": "cifar10",

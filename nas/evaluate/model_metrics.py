@@ -120,7 +120,7 @@ def measure_latency_ms(
     Raises ``ImportError`` with ``LATENCY_UNAVAILABLE`` while the hardware package lacks it.
     """
     try:
-        from hardware.timing import measure_latency  # lazy: hardware is an optional sibling
+        from nas.hardware.timing import measure_latency  # lazy: nas.hardware is an optional sibling
     except ImportError as e:
         raise ImportError(LATENCY_UNAVAILABLE) from e
     return float(measure_latency(model, input_shape, batch_size=batch_size, device=device,

@@ -71,7 +71,7 @@ class SMBO(Searcher):
         kinds = ("ridge", "svr", "gbm", "rf", "ensemble", "gp", "auto")
         if surrogate != "gp" and surrogate.removeprefix("predictor:") not in kinds:
             raise SearchError(f"smbo: surrogate={surrogate!r}; valid: gp (built in), or "
-                              f"predictor:<kind> with kind in {kinds} (predictors.accuracy)")
+                              f"predictor:<kind> with kind in {kinds} (nas.predictors.accuracy)")
         self.surrogate = surrogate
         if features not in ("auto", "onehot", "onehot+paths"):
             raise SearchError(f"smbo: features={features!r}; valid: auto, onehot, onehot+paths")
@@ -213,8 +213,8 @@ class SMBO(Searcher):
 
     def _predictor(self, X: np.ndarray, y: np.ndarray, pending: list[Architecture],
                    Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return the mean and std at Xc of a `predictors.accuracy.AccuracyPredictor` fitted on (X, y)."""
-        from predictors.accuracy import AccuracyPredictor
+        """Return the mean and std at Xc of a `nas.predictors.accuracy.AccuracyPredictor` fitted on (X, y)."""
+        from nas.predictors.accuracy import AccuracyPredictor
 
         kind = self.surrogate.removeprefix("predictor:")
         p = AccuracyPredictor(kind, seed=self.seed).fit(X, y)

@@ -40,7 +40,7 @@ from nas.space.nodes import (
     Residual,
     Sequential,
 )
-from nas.space.quant import Quantization, global_precision, per_layer
+from nas.space.precision import Quantization, global_precision, per_layer
 from nas.space.space import Space
 from nas.space.walk import Decision
 

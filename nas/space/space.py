@@ -13,7 +13,7 @@ from nas.space import walk as W
 from nas.space.architecture import Architecture
 from nas.space.hyper import Choice, one_object_per_label
 from nas.space.nodes import Node, as_node
-from nas.space.quant import Quantization
+from nas.space.precision import Quantization
 
 if TYPE_CHECKING:
     import torch

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from nas.results.weights import trial_weights
 from nas.store import Store
-from nas.weights import trial_weights
 
 NAS = str(Path(sys.executable).with_name("nas"))
 ROOT = Path(__file__).resolve().parents[2]

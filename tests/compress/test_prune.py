@@ -24,7 +24,7 @@ from nas.compress.prune import (
 )
 from nas.compress.pruning import tail
 from nas.compress.pruning.allocate import dp_counts, dp_solve, erk_counts, lamp_scores
-from nas.compress.pruning.layers import prunable_layers
+from nas.compress.pruning.prunable import prunable_layers
 from nas.errors import CompressionError
 
 torch.set_num_threads(1)

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from hardware import SHIPPED_PROFILES_DIR
 from nas.compress.prune import channel_groups, predicted_channel_latency, prune_channels
 from nas.compress.pruning.structured import shrink
 from nas.errors import CompressionError
-from predictors import LatencyPredictor
-from predictors.kernels import extract_kernels
+from nas.hardware import SHIPPED_PROFILES_DIR
+from nas.predictors import LatencyPredictor
+from nas.predictors.kernels import extract_kernels
 
 torch.set_num_threads(1)
 SHAPE = (1, 12, 12)
@@ -37,7 +37,7 @@ def predictor() -> LatencyPredictor:
     # any committed CPU profile: the predictor's figures need not match this machine here
     profiles = sorted(Path(SHIPPED_PROFILES_DIR).glob("cpu-*.json"))
     if not profiles:
-        pytest.skip("no committed CPU device profile in hardware/profiles")
+        pytest.skip("no committed CPU device profile in nas/hardware/profiles")
     return LatencyPredictor.load(profiles[0])
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hardware.timing import compare_interleaved
 from nas.compress import apply_policy, int8_layers, quantizable_layers, torchscript_file_mb
+from nas.hardware.timing import compare_interleaved
 
 
 def three_conv(width: int) -> nn.Module:

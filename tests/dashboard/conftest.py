@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 try:
     from tests.dashboard.fill import fill
 except ModuleNotFoundError:  # a bare `pytest` run from tests/
-    from dashboard.fill import fill  # type: ignore[no-redef]
+    from nas.dashboard.fill import fill  # type: ignore[no-redef]
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "nas" / "dashboard" / "app.py"
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import torch
 
 from nas.compile.drawing import model_drawing
 from nas.evaluate import TrainConfig, make_evaluator
-from nas.loading import load_space_and_args
+from nas.references import load_space_and_args
 from nas.run import search
 from nas.store import Store, StudySpec, TrialState
 

@@ -26,7 +26,7 @@ import pytest
 try:
     from tests.dashboard.fill import HANDMADE, HANDMADE_TRIAL, doctor
 except ModuleNotFoundError:  # a bare `pytest` run from tests/
-    from dashboard.fill import HANDMADE, HANDMADE_TRIAL, doctor  # type: ignore[no-redef]
+    from nas.dashboard.fill import HANDMADE, HANDMADE_TRIAL, doctor  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

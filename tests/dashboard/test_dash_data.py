@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from dashboard import common, data, downloads
-from nas.loading import load_space
+from nas.dashboard import common, data, downloads
 from nas.objectives import pareto_front
+from nas.references import load_space
 
 torch.set_num_threads(1)
 

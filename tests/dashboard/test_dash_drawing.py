@@ -1,4 +1,4 @@
-"""What the dashboard draws is stored at trial time (`nas.compile.drawing`, `nas.executors.run_job`).
+"""What the dashboard draws is stored at trial time (`nas.compile.drawing`, `nas.run.executors.run_job`).
 
 The dashboard must show a model without importing the space code a database names, so each
 trial keeps a drawing as plain data, and the DOT the page renders is written from it with every
@@ -16,8 +16,8 @@ from nas.compile import drawing
 from nas.compile.drawing import MAX_NODES, drawing_dot, model_drawing
 from nas.errors import StoreError
 from nas.evaluate import TrainConfig, make_evaluator
-from nas.executors import Job, run_job
-from nas.loading import load_space
+from nas.references import load_space
+from nas.run.executors import Job, run_job
 
 torch.set_num_threads(1)
 

@@ -14,13 +14,13 @@ import torch
 try:
     from tests.dashboard.fill import doctor
 except ModuleNotFoundError:  # a bare `pytest` run from tests/
-    from dashboard.fill import doctor  # type: ignore[no-redef]
+    from nas.dashboard.fill import doctor  # type: ignore[no-redef]
 
 from nas.compile.drawing import drawing_dot
-from nas.loading import LoadError, load_space
 from nas.objectives import Objective, pareto_front
+from nas.references import LoadError, load_space
+from nas.results.weights import trial_weights
 from nas.store import Store
-from nas.weights import trial_weights
 
 torch.set_num_threads(1)
 
@@ -246,7 +246,7 @@ def test_unreadable_database_is_a_clear_error(open_page, tmp_path, kind):
 @pytest.mark.postgres
 def test_studies_and_study_pages_on_postgresql(open_page, postgres_url):
     from nas.evaluate import make_evaluator
-    from nas.loading import load_space_and_args
+    from nas.references import load_space_and_args
     from nas.run import search
 
     sp, args = load_space_and_args("search_spaces.nb201:space", {}, {"num_classes": 10})
@@ -264,7 +264,7 @@ def test_studies_and_study_pages_on_postgresql(open_page, postgres_url):
 def test_a_running_study_is_live_and_a_silent_one_died(open_page, tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from dashboard import data
+    from nas.dashboard import data
     from nas.store import StudySpec
 
     db = str(tmp_path / "live.db")

@@ -9,7 +9,7 @@ import pytest
 
 from nas.errors import EvaluationError
 from nas.evaluate import load_dataset
-from nas.evaluate._readers import IDX_FILES
+from nas.evaluate.data_files import IDX_FILES
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

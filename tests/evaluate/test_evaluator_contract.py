@@ -1,4 +1,4 @@
-"""The evaluator contract, over every evaluator and every wrapper combination `nas.assemble` builds.
+"""The evaluator contract, over every evaluator and every wrapper combination `nas.run.assemble` builds.
 
 Every stack: gives every metric it declares, named from the one vocabulary; returns trained
 weights that load into the architecture's model (or says they are cached); gives the same result
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from hardware import SHIPPED_PROFILES_DIR
-from nas.assemble import StudySettings, assemble, base_evaluator, quantization_arg
 from nas.evaluate import DeclaresMetrics, TrainConfig, TrialFailed
 from nas.evaluate.base import is_metric_name
 from nas.evaluate.factory import nb201_dir
 from nas.evaluate.nb201 import TABLE_FILE
-from nas.loading import load_space
+from nas.hardware import SHIPPED_PROFILES_DIR
+from nas.references import load_space
+from nas.run.assemble import StudySettings, assemble, base_evaluator, quantization_arg
 
 PROFILE = str(sorted(Path(SHIPPED_PROFILES_DIR).glob("cpu-*.json"))[0])
 TRAIN = TrainConfig(epochs=1, batch_size=64)

@@ -8,17 +8,17 @@ import pytest
 import torch
 from safetensors.torch import load
 
-from hardware import SHIPPED_PROFILES_DIR
 from nas.compress.prune import METHODS
-from nas.compress.pruning.layers import prunable_layers
+from nas.compress.pruning.prunable import prunable_layers
 from nas.errors import CompressionError
 from nas.evaluate import TrainConfig, TrainEvaluator
-from nas.evaluate.pruned import PruneEvaluator
-from nas.evaluate.quantized import QuantEvaluator
+from nas.evaluate.prune_evaluator import PruneEvaluator
+from nas.evaluate.quant_evaluator import QuantEvaluator
+from nas.hardware import SHIPPED_PROFILES_DIR
+from nas.results.weights import trial_weights
 from nas.run import search
 from nas.space import Architecture
 from nas.store import Store
-from nas.weights import trial_weights
 from search_spaces import convnet, vgg
 
 torch.set_num_threads(1)
@@ -93,7 +93,7 @@ def test_pruned_weights_stay_zero_through_finetuning(digits, small_cnn):
 def _profile() -> Path:
     profiles = sorted(Path(SHIPPED_PROFILES_DIR).glob("cpu-*.json"))
     if not profiles:
-        pytest.skip("no committed CPU device profile in hardware/profiles")
+        pytest.skip("no committed CPU device profile in nas/hardware/profiles")
     return profiles[0]
 
 

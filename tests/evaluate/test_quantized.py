@@ -11,11 +11,11 @@ import search_spaces.convnet as convnet
 from nas import space as S
 from nas.errors import EvaluationError
 from nas.evaluate import TrainConfig, TrainEvaluator
-from nas.evaluate.quantized import QuantEvaluator, structural_arch
+from nas.evaluate.quant_evaluator import QuantEvaluator, structural_arch
+from nas.results.weights import trial_weights
 from nas.run import search
 from nas.space import Architecture
 from nas.store import Store, TrialState
-from nas.weights import trial_weights
 
 METRICS = {"accuracy", "loss", "test_accuracy", "latency_ms", "size_mb", "params", "flops",
            "fp32_accuracy", "train_seconds"}

@@ -6,8 +6,8 @@ import re
 import pytest
 import torch
 
-from hardware import MEASUREMENT_COLUMNS, DeviceIdentity, DeviceProfile, identify
 from nas.errors import HardwareError
+from nas.hardware import MEASUREMENT_COLUMNS, DeviceIdentity, DeviceProfile, identify
 
 
 def test_identify_cpu_describes_the_machine():

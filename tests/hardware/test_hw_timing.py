@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from hardware import compare_interleaved, measure, measure_latency
 from nas.errors import HardwareError
+from nas.hardware import compare_interleaved, measure, measure_latency
 
 
 class _ThreadProbe(nn.Module):

@@ -2,8 +2,14 @@
 
 import hashlib
 
-from hardware import SHIPPED_PROFILES_DIR, DeviceProfile, default_profile_path, identify, user_profiles_dir
-from nas.latency import profile_path
+from nas.hardware import (
+    SHIPPED_PROFILES_DIR,
+    DeviceProfile,
+    default_profile_path,
+    identify,
+    user_profiles_dir,
+)
+from nas.run.latency_source import profile_path
 
 
 def _digests() -> dict[str, str]:

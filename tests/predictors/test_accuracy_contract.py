@@ -13,8 +13,8 @@ import torch
 
 from nas import space as S
 from nas.errors import SearchError
+from nas.predictors.accuracy import REGRESSORS, AccuracyPredictor, kendall_tau
 from nas.space.encoding import Encoder
-from predictors.accuracy import REGRESSORS, AccuracyPredictor, kendall_tau
 
 torch.set_num_threads(1)
 STD_KINDS = {"rf", "ensemble", "gp"}  # the kinds whose models carry an uncertainty

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictors.accuracy import AccuracyPredictor, _Target
+from nas.predictors.accuracy import AccuracyPredictor, _Target
 
 
 def long_tailed(n: int = 200, seed: int = 0) -> np.ndarray:

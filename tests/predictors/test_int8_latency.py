@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from hardware import DeviceProfile
 from nas.compress.quantize import apply_policy
 from nas.errors import HardwareError
-from predictors import LatencyPredictor, build_kernel, extract_kernels, profile_device
-from predictors.int8_profiler import extend_int8
-from predictors.kernels import Kernel
-from predictors.quant_analysis import agreement
-from predictors.quant_kernels import is_int8
+from nas.hardware import DeviceProfile
+from nas.predictors import LatencyPredictor, build_kernel, extract_kernels, profile_device
+from nas.predictors.int8_profiler import extend_int8
+from nas.predictors.kernels import Kernel
+from nas.predictors.quant_analysis import agreement
+from nas.predictors.quant_kernels import is_int8
 from tests.cli.test_cli import nas
 
 SHAPE = (3, 12, 12)
@@ -205,7 +205,7 @@ def test_profile_device_with_int8_precision_and_bad_precisions():
 
 
 def test_anchor_scale_is_the_median_of_profiled_over_now_per_batch():
-    from predictors.int8_profiler import _scale_to
+    from nas.predictors.int8_profiler import _scale_to
 
     anchors = [{"batch_size": 1, "median_ms": m} for m in (2.0, 4.0, 6.0)] + [
         {"batch_size": 32, "median_ms": 10.0}]

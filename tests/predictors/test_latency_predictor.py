@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from hardware import MEASUREMENT_COLUMNS, DeviceProfile, compare_interleaved
 from nas.errors import HardwareError
-from predictors import LatencyPredictor, latency_report, profile_device, profile_kernels
-from predictors.kernels import Kernel
+from nas.hardware import MEASUREMENT_COLUMNS, DeviceProfile, compare_interleaved
+from nas.predictors import LatencyPredictor, latency_report, profile_device, profile_kernels
+from nas.predictors.kernels import Kernel
 
 
 def _cnn(width: int, depth: int = 2) -> nn.Module:

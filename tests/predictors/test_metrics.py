@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nas.errors import HardwareError
-from predictors import flops_baseline, latency_report, noise_ceiling
+from nas.predictors import flops_baseline, latency_report, noise_ceiling
 
 
 def test_latency_report_hand_computed():

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.compress.pruning.layers import effective_weight
+from nas.compress.pruning.prunable import effective_weight
 from nas.errors import CompressionError
 
 

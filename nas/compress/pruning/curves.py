@@ -11,7 +11,7 @@ from rich.progress import track
 from scipy import stats
 from torch import nn
 
-from nas.compress.pruning.layers import (
+from nas.compress.pruning.prunable import (
     check_calib,
     detach_masked,
     make_permanent,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from nas.compress.pruning.layers import kept_counts, prunable_layers
+from nas.compress.pruning.prunable import kept_counts, prunable_layers
 
 
 @dataclass

@@ -24,7 +24,7 @@ from torch import fx, nn
 
 from nas.compress.pruning.allocate import dp_solve
 from nas.compress.pruning.curves import check_distortion
-from nas.compress.pruning.layers import (
+from nas.compress.pruning.prunable import (
     check_calib,
     detach_masked,
     make_permanent,

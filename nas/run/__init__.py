@@ -1,0 +1,19 @@
+"""Running a study: the search loop, where trials run, and the evaluator stack a study assembles.
+
+`nas.run.search(space, evaluator=..., searcher=...)` is the Python API's entry. The names below are
+loaded on first use, so that `nas --help` and the store's readers never import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {"search": "nas.run.loop", "StudyResult": "nas.run.loop", "Progress": "nas.run.loop"}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'nas.run' has no attribute {name!r}")
