@@ -28,12 +28,11 @@ import torch
 from nas import space as S
 from nas.compress.int8_backends import quiet_ao
 from nas.compress.quantize import apply_policy, quantizable_layers
-from nas.hardware import compare_interleaved
+from nas.hardware import compare_interleaved, profile_path
 from nas.hardware.profile import DeviceProfile
 from nas.predictors import LatencyPredictor, latency_report, noise_ceiling
 from nas.predictors.kernels import extract_kernels
 from nas.predictors.quant_analysis import agreement
-from nas.run.latency_source import profile_path
 
 COLUMNS = ("spearman", "within_10", "within_15", "mape", "bias")
 

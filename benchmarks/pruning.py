@@ -40,8 +40,8 @@ from nas.compress.prune import (
 from nas.compress.pruning.group_latency import latency_samples
 from nas.compress.pruning.prunable import prunable_layers
 from nas.evaluate.datasets import load_dataset
+from nas.hardware import profile_path
 from nas.predictors import LatencyPredictor
-from nas.run.latency_source import profile_path
 from search_spaces import resnet, vgg
 
 PAPER_DP = {"max_layer_distortion": None, "min_kept_per_output": 0, "max_layer_damage": None}

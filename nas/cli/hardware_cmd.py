@@ -49,9 +49,9 @@ def profile(
     extend: Annotated[bool, typer.Option("--extend", help="with --int8: keep the existing profile's "
                                          "float measurements and add int8 ones (the whole budget)")] = False,
 ) -> None:
+    from nas.hardware import profile_path
     from nas.hardware.profile import DeviceProfile  # torch loads only when a command needs it
     from nas.predictors import extend_int8, profile_device
-    from nas.run.latency_source import profile_path
 
     if extend and not int8:
         raise NasError("--extend adds int8 measurements to a profile; give it with --int8")
@@ -102,7 +102,8 @@ def latency(
     profile: Annotated[Path | None, typer.Option(help="device profile (default: this device's)")] = None,
     measure: Annotated[bool, typer.Option("--measure", help="also measure it (median of repeats)")] = False,
 ) -> None:
-    from nas.run.latency_source import LatencyModel, profile_path
+    from nas.hardware import profile_path
+    from nas.run.latency_source import LatencyModel
 
     sp = load_space(space, parse_kv(space_arg, "--space-arg"))
     try:
@@ -117,7 +118,7 @@ def latency(
 
         built = sp.build(a)
         if sp.quantization:  # measured as it runs: quantized per the architecture's policy
-            from nas.run.latency_source import as_quantized
+            from nas.evaluate.quant_evaluator import as_quantized
 
             built = as_quantized(built, sp, a)
         measured = measure_latency(built, sp.input_shape, batch_size=batch, device=device,

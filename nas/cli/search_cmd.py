@@ -139,7 +139,7 @@ class _progress_view:  # noqa: N801 - used as a context manager
 
 def _remeasure(result, sp, device: str, batch: int, threads: int, db: str) -> None:
     """Measure the final front's latency again and show it beside the figure the search used."""
-    from nas.run.latency_source import remeasure_front
+    from nas.run.remeasure import remeasure_front
 
     front = remeasure_front(Store.open(db), result.study, sp, result.objectives, result.constraints,
                             device=device, batch_size=batch, threads=threads)

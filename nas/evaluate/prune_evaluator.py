@@ -7,7 +7,7 @@ Unstructured (default): layer-adaptive magnitude pruning (``nas.compress.prune.p
 fraction of prunable weights removed; it makes no CPU kernel faster, so ``latency_ms`` stays the
 dense model's. Structured (``structured=True``): channel pruning under a latency budget of
 ``(1 - sparsity)`` x the dense model's latency. The DP's cost per channel group comes from the
-kernel latency predictor when this device has a profile (``nas.run.latency_source.profile_path``; no timing
+kernel latency predictor when this device has a profile (``nas.hardware.profile_path``; no timing
 during the allocation), from a latency table measured on this machine otherwise
 (``latency="auto"``; ``"predicted"`` or ``"measured"`` forces one). Either way ``latency_ms`` is
 the pruned model's *measured* latency, timed interleaved with the dense one
@@ -197,7 +197,7 @@ class PruneEvaluator:
         """Return the device profile the predictor would be fitted from (it may not exist)."""
         if self.profile is not None:
             return Path(self.profile)
-        from nas.run.latency_source import profile_path
+        from nas.hardware import profile_path
 
         device = self.base.config.device if self.base.config.device != "auto" else "cpu"
         return profile_path(device, self._threads())

@@ -35,7 +35,7 @@ from nas.evaluate.base import EpochCallback, EvalResult
 from nas.evaluate.model_metrics import count_flops, count_params, measure_latency_ms, model_size_mb
 from nas.evaluate.train_evaluator import TrainEvaluator
 from nas.evaluate.train_loop import evaluate_model
-from nas.space import Architecture
+from nas.space import Architecture, Space
 
 QUANT_PREFIX = "quant"
 
@@ -209,3 +209,16 @@ class QuantEvaluator:
                 qmodel, splits.input_shape, batch_size=self.latency_batch, device=dev,
                 threads=getattr(self.base, "latency_threads", None))
         return metrics
+
+
+def as_quantized(model: Any, space: Space, arch: Architecture) -> Any:
+    """Return `model` as the quantized evaluator runs it: `arch`'s policy applied (int8 kernels).
+
+    Calibration is on random inputs: kernel shapes and speed do not depend on the ranges.
+    """
+    policy = space.quant_policy(arch)
+    if not policy:
+        return model
+    x = torch.randn((16, *space.input_shape), generator=torch.Generator().manual_seed(0))
+    return apply_policy(model.eval(), complete_policy(model, policy), example_input=x[:1], calib=x,
+                        backend=default_backend())

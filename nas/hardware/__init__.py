@@ -7,12 +7,13 @@ from nas.hardware.profile import (
     DeviceProfile,
     default_profile_path,
     profile_dirs,
+    profile_path,
     user_profiles_dir,
 )
 from nas.hardware.timing import Timing, compare_interleaved, make_input, measure, measure_latency
 
 __all__ = [
     "MEASUREMENT_COLUMNS", "SHIPPED_PROFILES_DIR", "DeviceIdentity", "DeviceProfile", "Timing",
-    "default_profile_path", "profile_dirs", "user_profiles_dir",
+    "default_profile_path", "profile_dirs", "profile_path", "user_profiles_dir",
     "compare_interleaved", "identify", "make_input", "measure", "measure_latency",
 ]

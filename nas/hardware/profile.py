@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import HardwareError
-from nas.hardware.identity import DeviceIdentity
+from nas.hardware.identity import DeviceIdentity, identify
 
 FORMAT_VERSION = 1
 # Profiles that ship with nas: read, never written (a user's `nas profile` must not overwrite them).
@@ -39,6 +39,13 @@ def default_profile_path(device_id: str) -> Path:
         if (folder / f"{device_id}.json").is_file():
             return folder / f"{device_id}.json"
     return user_profiles_dir() / f"{device_id}.json"
+
+
+def profile_path(device: str = "cpu", threads: int | None = None) -> Path:
+    """Return this device's profile: the user's, else a shipped one, else where `nas profile` saves it."""
+    return default_profile_path(identify(device, threads).device_id)
+
+
 # The columns of the store's `measurements` table, in order.
 MEASUREMENT_COLUMNS = ("device_id", "kind", "config", "batch_size", "median_ms", "iqr_ms",
                        "repeats", "device")

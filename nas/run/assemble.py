@@ -21,8 +21,9 @@ from typing import Any
 
 from nas.errors import EvaluationError, NasError, SearchError
 from nas.evaluate import DeclaresMetrics, Evaluator, TrainConfig, make_evaluator
+from nas.hardware import profile_path
 from nas.objectives import Constraint, Objective, parse_constraints, parse_objectives
-from nas.run.latency_source import LatencyModel, PredictedLatency, profile_path, uses_latency
+from nas.run.latency_source import LatencyModel, PredictedLatency, uses_latency
 from nas.space import Architecture, Space
 
 QUANTIZATION = ("none", "per-layer", "global")

@@ -3,10 +3,9 @@
 A search with `latency_ms` in its objectives or constraints uses the profile of this device
 (`nas/hardware/profiles/<device-id>.json`, made by `nas profile`) to predict each candidate's latency
 without measuring it; constraints on latency then skip predicted-infeasible candidates before any
-training. The final Pareto front is always measured again and the store keeps both figures:
-`latency_ms_predicted` and `latency_ms_measured`. In a space with a quantization policy each
-architecture is predicted as it runs quantized (int8 kernels and fp32<->int8 transitions; the
-profile needs `nas profile --int8`) and its front is re-measured quantized.
+training; the final Pareto front is measured again (`nas.run.remeasure`). In a space with a
+quantization policy each architecture is predicted as it runs quantized (int8 kernels and
+fp32<->int8 transitions; the profile needs `nas profile --int8`).
 """
 
 from __future__ import annotations
@@ -18,18 +17,9 @@ from typing import Any
 from nas.errors import HardwareError
 from nas.evaluate import CachesWeights, EvalResult, count_params
 from nas.objectives import Constraint, Objective
-from nas.results.best import best_trials
 from nas.space import Architecture, Space
-from nas.store import Store, StudyRecord, TrialRecord
 
 LATENCY = "latency_ms"
-
-
-def profile_path(device: str = "cpu", threads: int | None = None) -> Path:
-    """Return this device's profile: the user's, else a shipped one, else where `nas profile` saves it."""
-    from nas.hardware import default_profile_path, identify
-
-    return default_profile_path(identify(device, threads).device_id)
 
 
 class LatencyModel:
@@ -106,53 +96,6 @@ class PredictedLatency:
         result.metrics[LATENCY] = result.metrics["latency_ms_predicted"] = ms
         result.predicted = sorted({*result.predicted, LATENCY, "latency_ms_predicted"})
         return result
-
-
-def remeasure_front(store: Store, study: StudyRecord, space: Space, objectives: Sequence[Objective],
-                    constraints: Sequence[Constraint], *, device: str = "cpu", batch_size: int = 1,
-                    threads: int | None = None) -> list[TrialRecord]:
-    """Measure the latency of the study's final front and store it; return the updated front."""
-    from nas.hardware import measure_latency
-    from nas.results.export import load_weights
-    from nas.results.weights import trial_weights
-
-    front = best_trials(store.trials(study.id), objectives, constraints)
-    updated = []
-    for t in front:
-        model = space.build(t.architecture)
-        weights = trial_weights(store, study, t)
-        if weights is not None:
-            load_weights(model, weights)
-        if space.quantization:
-            model = as_quantized(model, space, Architecture(t.architecture))
-            device = "cpu" if model is not None and _is_int8(model) else device
-        ms = measure_latency(model, space.input_shape, batch_size=batch_size, device=device,
-                             threads=threads)
-        updated.append(store.add_metrics(t.id, {"latency_ms_measured": ms}))
-    return updated
-
-
-def as_quantized(model: Any, space: Space, arch: Architecture) -> Any:
-    """Return `model` as the quantized evaluator runs it: `arch`'s policy applied (int8 kernels).
-
-    Calibration is on random inputs: kernel shapes and speed do not depend on the ranges.
-    """
-    import torch
-
-    from nas.compress.quantize import apply_policy, complete_policy, default_backend
-
-    policy = space.quant_policy(arch)
-    if not policy:
-        return model
-    x = torch.randn((16, *space.input_shape), generator=torch.Generator().manual_seed(0))
-    return apply_policy(model.eval(), complete_policy(model, policy), example_input=x[:1], calib=x,
-                        backend=default_backend())
-
-
-def _is_int8(model: Any) -> bool:
-    from nas.predictors.quant_kernels import is_quantized_model
-
-    return is_quantized_model(model)
 
 
 def uses_latency(objectives: Sequence[Objective], constraints: Sequence[Constraint]) -> bool:

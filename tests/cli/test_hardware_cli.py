@@ -43,7 +43,7 @@ def test_missing_profile_is_a_clear_error_before_training(tmp_path):
 
 def test_latency_figures_use_one_thread_and_its_profile_by_default(tmp_path):
     # Without --profile a search predicts from this device's 1-thread profile, the figure it measures.
-    from nas.run.latency_source import profile_path
+    from nas.hardware import profile_path
 
     proc = nas("search", "search_spaces.convnet:space", "--constraint", "latency_ms<=5", "--db",
                str(tmp_path / "x.db"), "--latency-threads", "3", check=False)

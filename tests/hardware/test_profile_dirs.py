@@ -7,9 +7,9 @@ from nas.hardware import (
     DeviceProfile,
     default_profile_path,
     identify,
+    profile_path,
     user_profiles_dir,
 )
-from nas.run.latency_source import profile_path
 
 
 def _digests() -> dict[str, str]:
