@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nas.space.architecture import Architecture
-from nas.space.graph import Graph, Value
+from nas.space.graph import Graph
 from nas.space.hyper import Choice, Dependent, Hyperparameter, scope
 from nas.space.layers import (
     avg_pool2d,
@@ -42,6 +42,7 @@ from nas.space.nodes import (
 )
 from nas.space.precision import Quantization, global_precision, per_layer
 from nas.space.space import Space
+from nas.space.symbolic import Value
 from nas.space.walk import Decision
 
 

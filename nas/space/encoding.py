@@ -148,7 +148,7 @@ def _bad_decision(space: Space, label: str, value: Any) -> int:
 # -- DAG paths --------------------------------------------------------------------------------
 def _cells(space: Space) -> Iterator[_Cell]:
     """Yield every graph of the space with its structural input-to-output paths."""
-    for node in space._nodes():  # the package's own walk over every node, active or not
+    for node in space.nodes():
         if isinstance(node, Graph):
             # Cells that share a name (one per repeat, say) share columns: their counts add up.
             paths = tuple(tuple(_step(n) for n in p) for p in _structural_paths(node))

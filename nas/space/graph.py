@@ -10,34 +10,7 @@ from typing import Any
 from nas.errors import SpaceError
 from nas.space.hyper import current_scope, in_scope
 from nas.space.nodes import Node
-
-
-class Value:
-    """A symbolic tensor inside a graph function; `a + b` sums two of them."""
-
-    def __init__(self, op: Node | str, inputs: tuple[Value, ...]) -> None:
-        self.op = op
-        self.inputs = inputs
-
-    def __add__(self, other: object) -> Value:
-        if not isinstance(other, Value):
-            raise SpaceError(f"inside S.graph only symbolic values can be added, not {other!r}")
-        return Value("add", (self, other))
-
-    def __radd__(self, other: object) -> Value:
-        if other == 0:  # lets users write sum(values)
-            return self
-        return self.__add__(other)
-
-
-def apply_node(node: Node, inputs: tuple[Any, ...]) -> Value:
-    """Return the symbolic output of `node` applied to one symbolic input."""
-    if len(inputs) != 1 or not isinstance(inputs[0], Value):
-        raise SpaceError(
-            f"{node.hint}: a space part is called on exactly one symbolic value inside an "
-            f"S.graph function, got {len(inputs)} argument(s)"
-        )
-    return Value(node, inputs)
+from nas.space.symbolic import Value
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from nas.space.hyper import (
     in_scope,
     join,
 )
+from nas.space.symbolic import apply_node
 
 
 class Node:
@@ -45,8 +46,6 @@ class Node:
 
     def __call__(self, *inputs: Any) -> Any:
         """Wire this part inside an `S.graph` function: apply it to a symbolic value."""
-        from nas.space.graph import apply_node
-
         return apply_node(self, inputs)
 
 

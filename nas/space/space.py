@@ -47,7 +47,7 @@ class Space:
     # -- drawing -------------------------------------------------------------------------------
     def walk(self, chooser: W.Chooser) -> Architecture:
         """Return the architecture drawn by asking `chooser` for each open decision in walk order."""
-        return Architecture(W.walk(self.root, chooser, self._extra()))
+        return Architecture(W.walk(self.root, chooser, self.precision_decisions()))
 
     def sample(self, seed: int | random.Random = 0, *, uniform: str = "decisions") -> Architecture:
         """Return a random architecture; the same seed gives the same one on any machine.
@@ -59,12 +59,12 @@ class Space:
             return self.walk(W.random_chooser(seed))
         if uniform == "architectures":
             s = seed if isinstance(seed, int) else seed.randrange(2**63)
-            return Architecture(W.uniform_chooser(self.root, s, self._extra())())
+            return Architecture(W.uniform_chooser(self.root, s, self.precision_decisions())())
         raise SpaceError(f"sample(uniform={uniform!r}): valid values are 'decisions', 'architectures'")
 
     def next_decision(self, partial: Mapping[str, Any]) -> W.Decision | None:
         """Return the next open decision given a partial assignment, or None when it is complete."""
-        return W.next_decision(self.root, partial, self._extra())
+        return W.next_decision(self.root, partial, self.precision_decisions())
 
     def complete(self, partial: Mapping[str, Any], chooser: W.Chooser) -> Architecture:
         """Return the architecture that keeps `partial`'s active values and asks `chooser` for the rest."""
@@ -72,12 +72,12 @@ class Space:
 
     def architectures(self) -> Iterator[Architecture]:
         """Yield every architecture (depth-first); only for spaces small enough to enumerate."""
-        return (Architecture(v) for v in W.iter_assignments(self.root, self._extra()))
+        return (Architecture(v) for v in W.iter_assignments(self.root, self.precision_decisions()))
 
     # -- checking ------------------------------------------------------------------------------
     def validate(self, arch: Mapping[str, Any]) -> Architecture:
         """Return `arch` as an Architecture if it is exactly an architecture of this space, else raise."""
-        values = W.walk(self.root, W.replay(arch), self._extra())
+        values = W.walk(self.root, W.replay(arch), self.precision_decisions())
         extra = sorted(set(arch) - set(values))
         if extra:
             raise SpaceError(
@@ -96,7 +96,7 @@ class Space:
     # -- describing ----------------------------------------------------------------------------
     def size(self) -> int:
         """Return the exact number of distinct architectures (a Python int, however large)."""
-        return W.Counter(self.root, self._extra()).count()
+        return W.Counter(self.root, self.precision_decisions()).count()
 
     def decisions(self) -> dict[str, tuple]:
         """Return every decision any architecture can have: label -> options, in first-seen order."""
@@ -108,8 +108,8 @@ class Space:
         return self._choices
 
     def _all_choices(self) -> Iterator[Choice]:
-        extra = self._extra()
-        for node in self._nodes():
+        extra = self.precision_decisions()
+        for node in self.nodes():
             yield from node.decisions()
             if id(node) in extra:
                 yield extra[id(node)]
@@ -120,16 +120,17 @@ class Space:
 
         return quant_policy(self, self.validate(arch)) if self.quantization else {}
 
-    def _extra(self) -> dict[int, Any]:
+    def precision_decisions(self) -> dict[int, Any]:
+        """Return the precision decision of each quantizable layer by id(layer) ({} without a policy)."""
         if self._extra_decisions is None:
             self._extra_decisions = (
-                self.quantization.decisions(self._nodes()) if self.quantization else {})
+                self.quantization.decisions(self.nodes()) if self.quantization else {})
         return self._extra_decisions
 
     def describe(self) -> dict:
         """Return a JSON-able description of the whole space (nodes, wiring and decisions)."""
         if self._description is None:
-            nodes = list(self._nodes())
+            nodes = list(self.nodes())
             index = {id(n): i for i, n in enumerate(nodes)}
             self._description = {
                 "name": self.name,
@@ -151,7 +152,8 @@ class Space:
         text = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def _nodes(self) -> Iterator[Node]:
+    def nodes(self) -> Iterator[Node]:
+        """Yield every node of the space once, active under some architecture or not."""
         seen: set[int] = set()
         counter = W.Counter(self.root)
         try:
