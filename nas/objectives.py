@@ -7,10 +7,12 @@ import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nas.errors import SearchError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # One vocabulary for metric names everywhere (CLI, store, dashboard, JSON output).
 KNOWN_METRICS = {
@@ -132,6 +134,8 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def _front_2d(values: np.ndarray) -> np.ndarray:
     """Return the non-dominated mask of 2-D points ('higher is better') by one sorted sweep."""
+    import numpy as np
+
     order = np.lexsort((-values[:, 1], -values[:, 0]))
     a, b = values[order, 0], values[order, 1]
     # Every possible dominator of a point comes before it in this order. Identical points do
@@ -147,6 +151,8 @@ def _front_2d(values: np.ndarray) -> np.ndarray:
 
 def pareto_mask(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     """Return a boolean mask of the non-dominated rows of `values` ('higher is better')."""
+    import numpy as np  # here, not at the top: `nas --help` and `nas trials` never need it
+
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n == 0:
@@ -168,4 +174,4 @@ def pareto_mask(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
 
 def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
     """Return the indices of the non-dominated points ('higher is better' in every coordinate)."""
-    return [int(i) for i in np.flatnonzero(pareto_mask(points))]
+    return [i for i, kept in enumerate(pareto_mask(points)) if kept]

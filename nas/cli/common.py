@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +14,10 @@ from rich.text import Text
 from nas.errors import NasError
 from nas.references import study_space
 from nas.space import Space
-from nas.store import Store, StudyRecord, TrialRecord
+from nas.store import StudyRecord, TrialRecord
+
+if TYPE_CHECKING:
+    from nas.store import Store
 
 console = Console()
 
@@ -47,9 +50,16 @@ def printable(text: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
+def open_store(db: str, readonly: bool = False) -> Store:
+    """Return the store at `db`; SQLAlchemy is imported here, so `nas --help` never pays for it."""
+    from nas.store import Store
+
+    return Store.open(db, readonly=readonly)
+
+
 def open_study(db: str, name: str, readonly: bool = True) -> tuple[Store, StudyRecord]:
     """Return the store and the named study."""
-    store = Store.open(db, readonly=readonly)
+    store = open_store(db, readonly=readonly)
     return store, store.get_study(name)
 
 

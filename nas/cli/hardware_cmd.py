@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from nas.cli.common import DB_HELP, console
+from nas.cli.common import DB_HELP, console, open_store
 from nas.errors import NasError
 from nas.references import load_space, parse_kv
 from nas.space import Architecture
-from nas.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -84,7 +83,7 @@ def profile(
     if extend:  # only the new rows go to the store; the float ones are there already
         rows = [r for r in rows if r["config"].get("precision") == "int8" or r["config"].get("nhwc")
                 or r["kind"] in ("quantize", "dequantize")]
-    stored = Store.open(db).add_measurements(rows) if db else 0
+    stored = open_store(db).add_measurements(rows) if db else 0
     console.print(f"{len(prof.measurements)} kernel and {len(prof.models)} whole-model measurements of "
                   f"{prof.device_id}\nprofile: {path}")
     if db:

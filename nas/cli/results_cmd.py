@@ -20,6 +20,7 @@ from nas.cli.common import (
     dumps,
     fmt,
     metric_columns,
+    open_store,
     open_study,
     printable,
     space_of,
@@ -31,7 +32,6 @@ from nas.objectives import parse_constraints, parse_objectives
 from nas.results import best_trials
 from nas.results.weights import trial_weights
 from nas.space import Architecture
-from nas.store import Store
 
 
 class Format(StrEnum):
@@ -73,7 +73,7 @@ def studies(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
              "dataset": s.evaluator.get("dataset", s.evaluator.get("name")), "complete": s.n_complete,
              "failed": s.n_failed, "running": s.n_running, "budget": s.budget,
              "created": s.created_at, "finished": s.finished_at}
-            for s in Store.open(db, readonly=True).list_studies()]
+            for s in open_store(db, readonly=True).list_studies()]
     if format is Format.json:
         console.print_json(dumps(rows))
     elif format is Format.csv:

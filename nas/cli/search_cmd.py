@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nas.cli.common import DB_HELP, console, fmt, metric_columns, printable, trials_table
+from nas.cli.common import DB_HELP, console, fmt, metric_columns, open_store, printable, trials_table
 from nas.errors import NasError
 from nas.objectives import parse_constraints, parse_objectives
 from nas.references import absolute_ref, load_space_and_args, parse_kv
-from nas.store import Store
 
 if TYPE_CHECKING:
     from nas.run import Progress as LoopProgress
@@ -141,7 +140,7 @@ def _remeasure(result, sp, device: str, batch: int, threads: int, db: str) -> No
     """Measure the final front's latency again and show it beside the figure the search used."""
     from nas.run.remeasure import remeasure_front
 
-    front = remeasure_front(Store.open(db), result.study, sp, result.objectives, result.constraints,
+    front = remeasure_front(open_store(db), result.study, sp, result.objectives, result.constraints,
                             device=device, batch_size=batch, threads=threads)
     bounds = [c for c in result.constraints if c.name == "latency_ms"]
     console.print(f"final front re-measured on {device} at batch {batch}"

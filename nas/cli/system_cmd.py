@@ -10,10 +10,9 @@ from typing import Annotated
 
 import typer
 
-from nas.cli.common import DB_HELP, console
+from nas.cli.common import DB_HELP, console, open_store
 from nas.cli.signals import Stopped, handling, stop_on
 from nas.errors import NasError
-from nas.store import Store, upgrade
 
 db_app = typer.Typer(help="Manage the results database.", no_args_is_help=True)
 
@@ -28,6 +27,8 @@ def register(app: typer.Typer) -> None:
 @db_app.command("upgrade",
                 help="Migrate a database to the current schema.\n\nExample: nas db upgrade --db nas.db")
 def db_upgrade(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db") -> None:
+    from nas.store import upgrade  # SQLAlchemy and Alembic load only when a command uses them
+
     rev = upgrade(db)
     console.print(f"{db}: schema at revision {rev}")
 
@@ -73,7 +74,7 @@ def dashboard(db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
               trust_spaces: Annotated[bool, typer.Option("--trust-spaces", "--trust-db",
                                                          help=TRUST_SPACES_HELP)] = False,
               ) -> None:
-    Store.open(db, readonly=True).close()  # a clear error now rather than a traceback in the browser
+    open_store(db, readonly=True).close()  # a clear error now rather than a traceback in the browser
     app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
     if not app.is_file():
         raise NasError(f"the dashboard app is missing ({app}); reinstall nas")

@@ -14,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nas.store import Store, StudyRecord, TrialRecord, TrialState
+from nas.store import StudyRecord, TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    from nas.store import Store
 
 WEIGHTS_REF = "weights_ref"
 

@@ -11,8 +11,20 @@ A Store may be handed to other processes: it pickles as its URL and reopens ther
 child drops the connections it inherited and opens its own.
 """
 
-from nas.store.db import upgrade
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from nas.store.records import StudyRecord, StudySpec, TrialRecord, TrialState
-from nas.store.store import Store
+
+# SQLAlchemy is imported on first use of these, so that `nas --help` and the records stay light
+_LAZY = {"Store": "nas.store.store", "upgrade": "nas.store.db"}
 
 __all__ = ["Store", "StudyRecord", "StudySpec", "TrialRecord", "TrialState", "upgrade"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas.store' has no attribute {name!r}")
