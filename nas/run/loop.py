@@ -57,21 +57,30 @@ class StudyResult:
         return best_trials(self.trials, self.objectives, self.constraints)
 
 
-def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
+def search(space: Space, *, evaluator: Evaluator, searcher: str | Searcher = "random",
            objectives: Sequence[str] = ("accuracy:max",), constraints: Sequence[str] = (),
            budget: int = 20, storage: str = "nas.db", study: str | None = None, seed: int = 0,
            workers: int = 1, resume: bool = False, searcher_args: Mapping[str, Any] | None = None,
            space_ref: str = "", space_args: Mapping[str, Any] | None = None,
            estimate: Callable[[Architecture], Mapping[str, float]] | None = None,
            on_progress: Callable[[Progress], None] | None = None) -> StudyResult:
-    """Run (or resume) a study and return its result; every trial lands in `storage` as it ends."""
+    """Run (or resume) a study and return its result; every trial lands in `storage` as it ends.
+
+    `searcher` is a name (`random`, `smbo`, `optuna:tpe`, ...; `searcher_args` are its settings) or
+    a searcher made beforehand for this space and these objectives and constraints.
+    """
     if budget < 1:
         raise SearchError(f"budget={budget}: give the number of architectures to evaluate (>= 1)")
     objs, cons = parse_objectives(objectives), parse_constraints(constraints)
     check_metrics(evaluator, objs, cons)
     # Everything that can refuse the request does so before the study row is written.
-    s = make_searcher(searcher, space, [str(o) for o in objs], seed=seed,
-                      constraints=[str(c) for c in cons], estimate=estimate, **dict(searcher_args or {}))
+    if isinstance(searcher, Searcher):
+        s = _given_searcher(searcher, space, objs, cons, searcher_args)
+        searcher, searcher_args = s.name, s.settings()
+    else:
+        s = make_searcher(searcher, space, [str(o) for o in objs], seed=seed,
+                          constraints=[str(c) for c in cons], estimate=estimate,
+                          **dict(searcher_args or {}))
     executor = make_executor(workers, space, space_ref, dict(space_args or {}))
     try:
         store = Store.open(storage)
@@ -93,6 +102,25 @@ def search(space: Space, *, evaluator: Evaluator, searcher: str = "random",
     executor.shutdown()
     trials = store.trials(record.id)
     return StudyResult(store.get_study(record.name), trials, objs, cons, s.n_skipped)
+
+
+def _given_searcher(s: Searcher, space: Space, objs: Sequence[Objective], cons: Sequence[Constraint],
+                    searcher_args: Mapping[str, Any] | None) -> Searcher:
+    """Return a searcher instance given to `search` once it is known to fit the study."""
+    if searcher_args:
+        raise SearchError("searcher_args go with a searcher's name; a searcher instance has its settings")
+    if s.space.fingerprint != space.fingerprint:
+        raise SearchError(f"the {s.name} searcher was made for another space (fingerprint "
+                          f"{s.space.fingerprint}, this search's space {space.fingerprint})")
+    theirs = ([str(o) for o in s.objectives], [str(c) for c in s.constraints])
+    ours = ([str(o) for o in objs], [str(c) for c in cons])
+    if theirs != ours:
+        raise SearchError(f"the {s.name} searcher optimises {theirs[0]} under {theirs[1]}; this search "
+                          f"asks {ours[0]} under {ours[1]}: make it with the same objectives and constraints")
+    if s.history or s.pending:
+        raise SearchError(f"the {s.name} searcher has already been told {len(s.history)} trial(s); give a "
+                          "fresh one (resume=True rebuilds it from the stored trials)")
+    return s
 
 
 class _Loop:

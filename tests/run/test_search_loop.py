@@ -11,6 +11,7 @@ from nas import space as S
 from nas.errors import SearchError, StoreError
 from nas.evaluate import TrainConfig, make_evaluator
 from nas.run import search
+from nas.search import make_searcher
 from nas.store import Store, TrialState
 from search_spaces import nb201
 
@@ -47,6 +48,37 @@ def test_resume_continues_to_the_budget_without_repeating(tmp_path, nb201_eval):
         search(sp, evaluator=nb201_eval, budget=8, storage=db, study="r", seed=1)
     again = search(sp, evaluator=nb201_eval, budget=20, storage=db, study="r", seed=1, resume=True)
     assert len(again.trials) == 20 and len({t.arch_id for t in again.trials}) == 20
+
+
+def test_a_searcher_instance_runs_as_its_name_does(tmp_path, nb201_eval):
+    sp, objectives = nb201.space(cells_per_stage=1), ["accuracy:max", "lat_ms_pixel3:min"]
+    by_name = search(sp, evaluator=nb201_eval, searcher="smbo", objectives=objectives, budget=12,
+                     storage=str(tmp_path / "a.db"), seed=5, searcher_args={"n_init": 4})
+    mine = make_searcher("smbo", sp, objectives, seed=5, n_init=4)
+    given = search(sp, evaluator=nb201_eval, searcher=mine, objectives=objectives, budget=12,
+                   storage=str(tmp_path / "b.db"), study="mine", seed=5)
+    assert [t.arch_id for t in given.trials] == [t.arch_id for t in by_name.trials]
+    assert len(mine.history) == 12  # the loop told the very instance it was given
+    study = Store.open(str(tmp_path / "b.db")).get_study("mine")
+    assert study.searcher == "smbo" and study.searcher_settings == mine.settings()
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("objectives", "optimises"), ("space", "another space"), ("used", "already been told"),
+    ("args", "searcher_args"),
+])
+def test_a_searcher_instance_that_does_not_fit_is_refused(tmp_path, nb201_eval, problem, match):
+    sp = nb201.space(cells_per_stage=1)
+    made_for = nb201.space(cells_per_stage=2) if problem == "space" else sp
+    objectives = ["loss:min"] if problem == "objectives" else ["accuracy:max"]
+    s = make_searcher("random", made_for, objectives, seed=0)
+    if problem == "used":
+        s.tell(s.ask(), {"accuracy": 0.5})
+    db = tmp_path / "x.db"
+    with pytest.raises(SearchError, match=match):
+        search(sp, evaluator=nb201_eval, searcher=s, budget=2, storage=str(db),
+               searcher_args={"n_init": 2} if problem == "args" else None)
+    assert not db.exists()  # refused before the study was written
 
 
 def test_study_with_another_space_is_refused(tmp_path, nb201_eval):
