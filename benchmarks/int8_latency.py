@@ -31,7 +31,7 @@ from nas.compress.quantize import apply_policy, quantizable_layers
 from nas.hardware import compare_interleaved, profile_path
 from nas.hardware.profile import DeviceProfile
 from nas.predictors import LatencyPredictor, latency_report, noise_ceiling
-from nas.predictors.kernels import extract_kernels
+from nas.predictors.mixed_precision import extract_kernels
 from nas.predictors.quant_analysis import agreement
 
 COLUMNS = ("spearman", "within_10", "within_15", "mape", "bias")

@@ -36,6 +36,8 @@ MOVES = {
     "nas.compress.quant_backends": "nas.compress.int8_backends",
     "nas.compress.pruning.latency": "nas.compress.pruning.group_latency",
     "nas.compress.pruning.layers": "nas.compress.pruning.prunable",
+    "nas.predictors.kernels": "nas.kernels.trace",
+    "nas.predictors.kernel_ops": "nas.kernels.build",
 }
 
 
@@ -48,7 +50,8 @@ def new_path(old: str) -> str | None:
     head, _, tail = old.partition(".")
     # a submodule of a moved package, once its shim ran: a user's own `hardware` package passes by
     if tail and head in PACKAGES and getattr(sys.modules.get(head), "__name__", None) == PACKAGES[head]:
-        return f"{PACKAGES[head]}.{tail}"
+        new = f"{PACKAGES[head]}.{tail}"
+        return MOVES.get(new, new)  # moved again since (predictors.kernels -> nas.kernels.trace)
     return None
 
 

@@ -1,18 +1,46 @@
-"""Latency predictors fitted from device profiles, and their metrics.
+"""Predictors: the latency predictor of float and int8 models, its profiler, metrics, and accuracy
+predictors.
 
-(Accuracy predictors will live beside them in `predictors.accuracy`.)
+    latency          `LatencyPredictor`: a model's latency from a device profile, at any precision
+    mixed_precision  `extract_kernels` / `build_kernel` at any precision, `INT8_SUPPORT`
+    quant_kernels    what an FX-quantized model runs; quant_analysis: the same by analysis
+    quant_build      standalone int8 modules to time
+    profiler         `profile_device`: fp32 kernels, int8 ones when asked (int8_profiler)
+    metrics          accuracy bands, rank agreement, baselines of latency predictions
+    accuracy         `AccuracyPredictor`: scikit-learn regressors on architecture encodings
+
+The fp32 kernel core beneath them is `nas.kernels`. The names below load on first use, so
+importing the package pulls in neither scikit-learn nor the profilers.
 """
 
-from nas.predictors.int8_profiler import extend_int8, profile_int8
-from nas.predictors.kernel_ops import build_kernel, kernel_cost, kernel_features
-from nas.predictors.kernels import Kernel, extract_kernels
-from nas.predictors.latency import LatencyPredictor
-from nas.predictors.metrics import flops_baseline, latency_report, noise_ceiling
-from nas.predictors.profiler import measure_models, profile_device, profile_kernels
+from __future__ import annotations
 
-__all__ = [
-    "Kernel", "LatencyPredictor", "build_kernel", "extract_kernels", "flops_baseline",
-    "kernel_cost", "kernel_features", "latency_report", "measure_models", "noise_ceiling",
-    "profile_device", "profile_kernels", "extend_int8", "profile_int8",
-]
-from nas.predictors.accuracy import REGRESSORS, AccuracyPredictor  # noqa: E402, F401 - accuracy nas.predictors
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "LatencyPredictor": "nas.predictors.latency",
+    "extract_kernels": "nas.predictors.mixed_precision",
+    "build_kernel": "nas.predictors.mixed_precision",
+    "profile_device": "nas.predictors.profiler",
+    "extend_int8": "nas.predictors.int8_profiler",
+    "profile_int8": "nas.predictors.int8_profiler",
+    "flops_baseline": "nas.predictors.metrics",
+    "latency_report": "nas.predictors.metrics",
+    "noise_ceiling": "nas.predictors.metrics",
+    "REGRESSORS": "nas.predictors.accuracy",
+    "AccuracyPredictor": "nas.predictors.accuracy",
+    # the fp32 core's, for callers of the former predictors.kernels / kernel_ops / profiler
+    "Kernel": "nas.kernels.kernel",
+    "kernel_cost": "nas.kernels.features",
+    "kernel_features": "nas.kernels.features",
+    "profile_kernels": "nas.kernels.timing",
+    "measure_models": "nas.kernels.timing",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'nas.predictors' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Profile int8 kernels and fp32<->int8 transitions, from random per-layer policies of models.
 
-The float profiler's counterpart (`predictors.profiler`): each model is quantized (FX, random
+The float profiler's counterpart (`nas.kernels.profiling`): each model is quantized (FX, random
 calibration) under a few random policies, the kernels its int8 version runs that float profiling
 does not cover are timed standalone, and a few int8 models whole, for their own correction.
 """
@@ -17,15 +17,10 @@ from torch import nn
 
 from nas.errors import HardwareError
 from nas.hardware.profile import DeviceProfile
-from nas.predictors.kernels import Kernel, extract_kernels
-from nas.predictors.profiler import (
-    Progress,
-    _time_kernel,
-    _unpack,
-    measure_models,
-    profile_kernels,
-)
-from nas.predictors.quant_kernels import is_int8, quantize_for_prediction
+from nas.kernels.kernel import Kernel
+from nas.kernels.timing import Progress, measure_models, model_entry, profile_kernels, time_kernel
+from nas.predictors.mixed_precision import INT8_SUPPORT, extract_kernels
+from nas.predictors.quant_kernels import has_transitions, needs_int8_profile, quantize_for_prediction
 
 
 def random_policies(model: nn.Module, n: int, seed: int) -> list[dict[str, str]]:
@@ -46,7 +41,7 @@ def quantized_models(models: Sequence[Any], policies: int = 2,
     """Return (name, FX int8 model, input_shape) for `policies` random policies of each model."""
     out = []
     for i, item in enumerate(models):
-        name, model, shape = _unpack(item)
+        name, model, shape = model_entry(item)
         for j, policy in enumerate(random_policies(model, policies, seed + 7919 * i)):
             if all(v == "fp32" for v in policy.values()):
                 continue
@@ -72,16 +67,21 @@ def profile_int8(models: Sequence[Any], *, device: str = "cpu",
     report = progress or (lambda *a: None)
     qmodels = quantized_models(models, policies, seed)
     kernels = [k for _, q, shape in qmodels for k in extract_kernels(q, shape)
-               if is_int8(k) or k.config.get("nhwc")]
+               if needs_int8_profile(k)]
     start = time.monotonic()
     left = lambda: time_budget_s - (time.monotonic() - start)  # noqa: E731
     report(0, None, f"{len(kernels)} int8-model kernels from {len(qmodels)} int8 models")
     rows = profile_kernels(kernels, device=device, batch_sizes=batch_sizes, threads=threads,
                            seed=seed, time_budget_s=0.7 * time_budget_s, repeats=repeats,
-                           progress=lambda d, t, m: report(d, None, "int8 kernels: " + m))
+                           progress=lambda d, t, m: report(d, None, "int8 kernels: " + m),
+                           support=INT8_SUPPORT)
     order = random.Random(seed).sample(range(len(qmodels)), min(whole_models, len(qmodels)))
     whole = measure_models([qmodels[i] for i in order], device=device, batch_sizes=batch_sizes,
-                           threads=threads, time_budget_s=max(1.0, left()), repeats=repeats)
+                           threads=threads, time_budget_s=max(1.0, left()), repeats=repeats,
+                           support=INT8_SUPPORT)
+    for row in whole:
+        if has_transitions(Kernel.from_json(k) for k in row["kernels"]):
+            row["quantized"] = True  # an FX int8 model: the predictor's int8 correction learns from it
     report(len(rows), None, f"{len(rows)} int8 kernel and {len(whole)} int8 model timings")
     return rows, whole
 
@@ -105,8 +105,8 @@ def extend_int8(profile: DeviceProfile, models: Sequence[Any], *, time_budget_s:
     for r in rows:  # as if measured when the float rows were: one scale for the whole profile
         r["median_ms"] *= scale.get(int(r["batch_size"]), 1.0)
         r["iqr_ms"] = r["iqr_ms"] * scale.get(int(r["batch_size"]), 1.0)
-    keep = [r for r in profile.measurements if not is_int8(Kernel(r["kind"], r["config"]))
-            and not r["config"].get("nhwc")]  # a new int8 profile replaces an old one
+    # a new int8 profile replaces an old one
+    keep = [r for r in profile.measurements if not needs_int8_profile(Kernel.from_json(r))]
     old_models = [m for m in profile.models if not m.get("quantized")]
     meta = {**profile.meta, "int8": {"time_budget_s": time_budget_s, "policies": policies,
                                      "seed": seed, "n_models": len(models), "repeats": repeats,
@@ -122,7 +122,7 @@ def _anchors(profile: DeviceProfile, batch_sizes: Sequence[int], seed: int,
     for b in batch_sizes:
         rows = [r for r in profile.measurements if int(r["batch_size"]) == int(b)
                 and r["kind"] in ("conv", "linear", "pool", "eltwise")
-                and not is_int8(Kernel(r["kind"], r["config"])) and not r["config"].get("nhwc")]
+                and not needs_int8_profile(Kernel.from_json(r))]
         out += rng.sample(rows, min(n, len(rows)))
     return out
 
@@ -131,8 +131,8 @@ def _retime(anchors: list[dict[str, Any]], threads: int | None,
             repeats: int) -> list[float | None]:
     out: list[float | None] = []
     for r in anchors:
-        res = _time_kernel(Kernel(r["kind"], dict(r["config"])), int(r["batch_size"]), "cpu",
-                           threads, repeats)
+        res = time_kernel(Kernel.from_json(r), int(r["batch_size"]), device="cpu", threads=threads,
+                          repeats=repeats)
         out.append(res[0] if res is not None else None)
     return out
 

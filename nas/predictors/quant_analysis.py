@@ -20,19 +20,21 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from nas.predictors.kernels import _LAYOUT_SENSITIVE, Kernel, _meta_copy, run_traced
+from nas.kernels.kernel import Kernel
+from nas.kernels.recognize import LAYOUT_SENSITIVE
+from nas.kernels.trace import Event, extract_kernels, meta_copy, run_traced
+from nas.predictors.quant_kernels import policy_is_float
 
 # What the FX backend keeps int8 inside an int8 region (its _FOLLOW_MODULES / _FOLLOW_FUNCTIONS)
 _FOLLOW = {"pool": ("type", {"max", "avg", "adaptive_avg"}), "eltwise": ("op", {"add", "mul"}),
            "cat": ("op", {"cat"}), "reduce": ("op", {"mean"}), "norm": ("type", {"bn2d"}),
            "act": ("fn", {"relu", "relu6"})}
-Event = tuple[Kernel, list[int], int]
 
 
 def _trace_events(model: nn.Module, shape: tuple[int, ...]
                   ) -> tuple[list[Event], dict[int, str], dict[int, list[int]], int]:
     """Return (events, layer name by output id, shape by tensor id, input id) of one pass."""
-    shadow = _meta_copy(model)
+    shadow = meta_copy(model)
     names: dict[int, str] = {}
     shapes: dict[int, list[int]] = {}
     handles = []
@@ -66,11 +68,12 @@ class _Flow:
         self.converted: dict[tuple[int, str], int] = {}
         self.kernels: list[Kernel] = [Kernel("call", {})]
 
-    def _flag(self, kernel: Kernel, t: int) -> Kernel:
+    def with_layout(self, kernel: Kernel, t: int) -> Kernel:
+        """Return `kernel`, marked "nhwc" when its input `t` is a channels-last 4-D tensor."""
         s = self.shapes.get(t, [])
         if self.nhwc.get(t) and len(s) == 4 and s[1] > 1 and s[2] * s[3] > 1:
             kernel.config["nhwc"] = True
-            if kernel.kind in _LAYOUT_SENSITIVE:  # as the tracer marks a non-contiguous input
+            if kernel.kind in LAYOUT_SENSITIVE:  # as the tracer marks a non-contiguous input
                 kernel.config["noncontig"] = True
         return kernel
 
@@ -79,7 +82,7 @@ class _Flow:
         if self.prec.get(t, "fp32") == precision or (t, precision) in self.converted:
             return
         kind = "quantize" if precision == "int8" else "dequantize"
-        self.kernels.append(self._flag(Kernel(kind, {"shape": self.shapes[t][1:]}), t))
+        self.kernels.append(self.with_layout(Kernel(kind, {"shape": self.shapes[t][1:]}), t))
         self.converted[(t, precision)] = t
 
     def emit(self, kernel: Kernel, ins: list[int], out: int, precision: str,
@@ -89,7 +92,7 @@ class _Flow:
             self.feed(t, precision)
         if precision == "int8":
             kernel.config["precision"] = "int8"
-        self.kernels.append(self._flag(kernel, ins[0]) if ins else kernel)
+        self.kernels.append(self.with_layout(kernel, ins[0]) if ins else kernel)
         self.prec[out] = precision
         shape = self.shapes.get(out, [])
         carried = any(self.nhwc.get(t) for t in ins[:1])
@@ -99,9 +102,6 @@ class _Flow:
 def analyse_policy_kernels(model: nn.Module, input_shape: tuple[int, ...],
                            policy: Mapping[str, str]) -> list[Kernel]:
     """Return the kernels `model` would run quantized per `policy`, without quantizing it."""
-    from nas.predictors.kernels import extract_kernels
-    from nas.predictors.quant_kernels import policy_is_float
-
     if policy_is_float(policy):  # apply_policy returns the float model itself
         return extract_kernels(model, tuple(input_shape))
     events, names, shapes, x = _trace_events(model, tuple(int(d) for d in input_shape))
@@ -121,7 +121,7 @@ def analyse_policy_kernels(model: nn.Module, input_shape: tuple[int, ...],
             flow.nhwc[out] = flow.nhwc.get(ins[0], False) and len(shapes.get(out, [])) == 4
             if flow.prec[out] == "int8":
                 kernel.config["precision"] = "int8"
-            flow.kernels.append(flow._flag(kernel, ins[0]))
+            flow.kernels.append(flow.with_layout(kernel, ins[0]))
         else:
             int8 = _follows(kernel) and all(flow.prec.get(t, "fp32") == "int8" for t in ins)
             if int8 and kernel.kind == "eltwise" and _consumes(events, i, out, "act", {"relu"}):

@@ -1,4 +1,4 @@
-"""int8 kernels: what an FX-quantized model really runs, and standalone int8 modules to time.
+"""int8 kernels: what an FX-quantized model really runs, read off its converted graph.
 
 A (float model, policy) pair is decomposed by quantizing it for real (torch's FX flow, as
 `nas.compress.quantize.apply_policy` does for a search) with a random calibration batch, then
@@ -9,29 +9,43 @@ decision FX makes (which glue stays quantized, conv+bn folding, add+relu fusion,
 
 Kernels gain ``config["precision"] = "int8"`` when they run on quantized tensors; the
 transitions are kinds of their own: ``quantize`` (fp32 -> int8) and ``dequantize``
-(int8 -> fp32), sized by the tensor they convert. fp32 kernels keep plain float configs.
+(int8 -> fp32), sized by the tensor they convert. fp32 kernels keep plain float configs, read by
+the float core's recognizers (`nas.kernels.recognize`). Standalone int8 modules to time them are
+in `nas.predictors.quant_build`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from nas.errors import HardwareError
-from nas.predictors.kernels import Kernel, _first_tensor, _functional_kernel, _module_kernel, _shape
+from nas.kernels.kernel import Kernel
+from nas.kernels.recognize import first_tensor, function_kernel, module_kernel, shape_of
+from nas.kernels.trace import extract_kernels
 
 INT8 = "int8"
 TRANSITIONS = ("quantize", "dequantize")
-# Output / input qparams of standalone modules: timings do not depend on them.
-_SCALE, _ZERO = 0.05, 64
 
 
 def is_int8(kernel: Kernel) -> bool:
     """Return whether `kernel` runs on int8 tensors or converts to or from them."""
     return kernel.kind in TRANSITIONS or kernel.config.get("precision") == INT8
+
+
+def needs_int8_profile(kernel: Kernel) -> bool:
+    """Return whether `kernel` runs only in quantized models: an int8 kernel, a transition, or an
+    fp32 one on the channels-last tensors int8 convs hand on. These are profiled by
+    `nas.predictors.int8_profiler` and predicted apart from the float kernels."""
+    return is_int8(kernel) or bool(kernel.config.get("nhwc"))
+
+
+def has_transitions(kernels: Iterable[Kernel]) -> bool:
+    """Return whether `kernels` convert to or from int8: the mark of a quantized model's run."""
+    return any(k.kind in TRANSITIONS for k in kernels)
 
 
 def is_quantized_model(model: nn.Module) -> bool:
@@ -46,6 +60,11 @@ def is_quantized_model(model: nn.Module) -> bool:
 def policy_is_float(policy: Mapping[str, str] | None) -> bool:
     """Return whether `policy` (layer -> precision) leaves every layer in fp32."""
     return not policy or all(str(v) == "fp32" for v in policy.values())
+
+
+def int8_engine() -> str:
+    """Return the int8 engine this torch build runs on: "x86" where it has one, else "qnnpack"."""
+    return "x86" if "x86" in torch.backends.quantized.supported_engines else "qnnpack"
 
 
 def quantize_for_prediction(model: nn.Module, policy: Mapping[str, str],
@@ -66,13 +85,9 @@ def quantize_for_prediction(model: nn.Module, policy: Mapping[str, str],
     x = torch.randn((2, *input_shape), generator=gen)
     try:
         return apply_policy(model.eval(), full, example_input=x[:1], calib=x,
-                            backend="fx-x86" if "x86" in _engines() else "fx-qnnpack")
+                            backend="fx-" + int8_engine())
     except CompressionError as exc:
         raise HardwareError(f"cannot decompose the quantized model: {exc}") from exc
-
-
-def _engines() -> list[str]:
-    return list(torch.backends.quantized.supported_engines)
 
 
 # ---- reading a converted GraphModule ------------------------------------------------------
@@ -94,7 +109,7 @@ def _converted_module_kernel(m: nn.Module, args: tuple, kwargs: dict, out: Any) 
     import torch.ao.nn.intrinsic.quantized as nniq
     import torch.ao.nn.quantized as nnq
 
-    x, y = _first_tensor(args), _first_tensor(out)
+    x, y = first_tensor(args), first_tensor(out)
     if isinstance(m, nnq.Conv2d) and x is not None and y is not None:
         return Kernel("conv", _qconv_config(m, x, y))
     if isinstance(m, nnq.Linear) and x is not None:
@@ -105,10 +120,10 @@ def _converted_module_kernel(m: nn.Module, args: tuple, kwargs: dict, out: Any) 
                                  "precision": INT8})
     if isinstance(m, (nni.ConvReLU2d, nni.LinearReLU)):  # an fp32 layer, bn folded by fuse_fx
         inner = m[0]
-        kernel = _module_kernel(inner, args, kwargs, inner(*args))
+        kernel = module_kernel(inner, args, kwargs, inner(*args))
         kernel.config["act"] = "relu"
         return kernel
-    kernel = _module_kernel(m, args, kwargs, out)
+    kernel = module_kernel(m, args, kwargs, out)
     if x is not None and x.is_quantized:
         kernel.config["precision"] = INT8
     return kernel
@@ -122,18 +137,18 @@ def _function_name(node: torch.fx.Node) -> str:
 
 def _converted_function_kernel(node: torch.fx.Node, args: tuple, kwargs: dict,
                                out: Any) -> Kernel | None:
-    x = _first_tensor(args)
+    x = first_tensor(args)
     if node.op == "call_function" and node.target is torch.quantize_per_tensor:
-        return Kernel("quantize", {"shape": _shape(args[0])[1:]})
+        return Kernel("quantize", {"shape": shape_of(args[0])[1:]})
     if node.op == "call_method" and node.target == "dequantize" and x is not None:
-        return Kernel("dequantize", {"shape": _shape(x)[1:]})
+        return Kernel("dequantize", {"shape": shape_of(x)[1:]})
     name = _function_name(node)
     act = None
     if str(node.target).startswith("quantized."):
         args = args[:2]  # (x, y, scale, zero_point): the output qparams are no inputs
         if name.endswith("_relu"):
             name, act = name[: -len("_relu")], "relu"  # quantized.add_relu: one fused kernel
-    kernel = _functional_kernel(name, args, kwargs, out)
+    kernel = function_kernel(name, args, kwargs, out)
     if kernel is None:
         return None
     if x is not None and x.is_quantized:
@@ -161,7 +176,7 @@ class _ConvertedTrace(torch.fx.Interpreter):
         else:
             kernel = _converted_function_kernel(n, args, kwargs, out)
         if kernel is not None and kernel.kind != "call":
-            x = _first_tensor(args)
+            x = first_tensor(args)
             if x is not None and _is_nhwc(x):
                 # int8 convs hand on channels-last tensors, and the ops after them (pooling
                 # 30x faster, an fp32 conv after a dequantize 1.6x) run differently on them
@@ -192,110 +207,5 @@ def extract_policy_kernels(model: nn.Module, input_shape: tuple[int, ...],
     """Return the kernels `model` runs quantized per `policy` (int8 ones marked), at batch 1."""
     qmodel = quantize_for_prediction(model, policy, tuple(input_shape))
     if not isinstance(qmodel, torch.fx.GraphModule):  # nothing was quantized
-        from nas.predictors.kernels import extract_kernels
-
         return extract_kernels(qmodel, tuple(input_shape))
     return extract_converted_kernels(qmodel, tuple(input_shape))
-
-
-# ---- standalone int8 modules --------------------------------------------------------------
-
-class _Q(nn.Module):
-    """Calls a function of (quantized) tensors."""
-
-    def __init__(self, fn: Any, mod: nn.Module | None = None) -> None:
-        super().__init__()
-        self.fn, self.mod = fn, mod
-
-    def forward(self, *xs: torch.Tensor) -> Any:
-        return self.fn(*xs)
-
-
-def _q(x: torch.Tensor) -> torch.Tensor:
-    return torch.quantize_per_tensor(x, _SCALE, _ZERO, torch.quint8)
-
-
-def _qweight(w: torch.Tensor) -> torch.Tensor:
-    # per-channel symmetric, the x86 engine's default weight scheme in FX
-    scale = (w.abs().flatten(1).amax(1) / 127.0).clamp_min(1e-8).double()
-    return torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0,
-                                      torch.qint8)
-
-
-def _int8_conv(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
-    import torch.ao.nn.intrinsic.quantized as nniq
-    import torch.ao.nn.quantized as nnq
-
-    if isinstance(c["padding"], str) or c.get("act") not in (None, "relu"):
-        raise ValueError(f"no int8 conv with padding={c['padding']!r}, act={c.get('act')!r}")
-    cls = nniq.ConvReLU2d if c.get("act") == "relu" else nnq.Conv2d
-    mod = cls(c["cin"], c["cout"], tuple(c["k"]), tuple(c["stride"]), tuple(c["padding"]),
-              tuple(c["dilation"]), c["groups"], c["bias"])
-    w = torch.randn((c["cout"], c["cin"] // c["groups"], *c["k"]), generator=g)
-    mod.set_weight_bias(_qweight(w), torch.randn(c["cout"], generator=g) if c["bias"] else None)
-    mod.scale, mod.zero_point = _SCALE, _ZERO
-    return mod, (_q(torch.randn((b, c["cin"], c["h"], c["w"]), generator=g)),)
-
-
-def _int8_linear(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
-    import torch.ao.nn.intrinsic.quantized as nniq
-    import torch.ao.nn.quantized as nnq
-
-    if c.get("act") not in (None, "relu"):
-        raise ValueError(f"no int8 linear with act={c.get('act')!r}")
-    mod = (nniq.LinearReLU if c.get("act") == "relu" else nnq.Linear)(c["fin"], c["fout"],
-                                                                    bias_=c["bias"])
-    w = torch.randn((c["fout"], c["fin"]), generator=g)
-    mod.set_weight_bias(_qweight(w), torch.randn(c["fout"], generator=g) if c["bias"] else None)
-    mod.scale, mod.zero_point = _SCALE, _ZERO
-    shape = (b, c["tokens"], c["fin"]) if c["tokens"] > 1 else (b, c["fin"])
-    return mod, (_q(torch.randn(shape, generator=g)),)
-
-
-def _int8_eltwise(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
-    from nas.predictors.kernel_ops import _batched
-
-    op = {"add": "add", "mul": "mul"}.get(c["op"])
-    if op is None or len(c["shapes"]) != 2:
-        raise ValueError(f"no int8 eltwise {c['op']!r} of {len(c['shapes'])} tensors")
-    fn = getattr(torch.ops.quantized, op + ("_relu" if c.get("act") == "relu" else ""))
-    xs = tuple(_q(torch.randn(_batched(s, b), generator=g)) for s in c["shapes"])
-    return _Q(lambda x, y: fn(x, y, _SCALE, _ZERO)), xs
-
-
-def build_int8_kernel(kernel: Kernel, batch_size: int, g: torch.Generator
-                      ) -> tuple[nn.Module, tuple]:
-    """Return (module, inputs) running an int8 or transition kernel standalone, as FX runs it."""
-    from nas.predictors.kernel_ops import build_float_kernel
-
-    _select_engine()
-    c, b = kernel.config, batch_size
-    if kernel.kind == "quantize":
-        return _Q(_q), (torch.randn((b, *c["shape"]), generator=g),)
-    if kernel.kind == "dequantize":
-        return _Q(lambda q: q.dequantize()), (_q(torch.randn((b, *c["shape"]), generator=g)),)
-    if kernel.kind == "conv":
-        return _int8_conv(c, b, g)
-    if kernel.kind == "linear":
-        return _int8_linear(c, b, g)
-    if kernel.kind == "eltwise":
-        return _int8_eltwise(c, b, g)
-    # glue that keeps its float module or function on a quantized tensor (pool, mean, flatten,
-    # relu, cat): the float builder, its inputs quantized
-    plain = {k: v for k, v in c.items() if k not in ("precision", "nhwc")}
-    mod, xs = build_float_kernel(Kernel(kernel.kind, plain), b, g)
-    return mod, tuple(_q(x) if x.is_floating_point() else x for x in xs)
-
-
-def channels_last(xs: tuple) -> tuple:
-    """Return `xs` with every 4-D tensor in channels-last memory format (an "nhwc" kernel)."""
-    return tuple(x.contiguous(memory_format=torch.channels_last)
-                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in xs)
-
-
-def _select_engine() -> None:
-    engines = _engines()
-    engine = "x86" if "x86" in engines else "qnnpack"
-    if engine not in engines:
-        raise HardwareError(f"this torch build has no int8 engine (x86 / qnnpack); has {engines}")
-    torch.backends.quantized.engine = engine

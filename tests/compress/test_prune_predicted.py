@@ -14,8 +14,8 @@ from nas.compress.prune import channel_groups, predicted_channel_latency, prune_
 from nas.compress.pruning.structured import shrink
 from nas.errors import CompressionError
 from nas.hardware import SHIPPED_PROFILES_DIR
+from nas.kernels.trace import extract_kernels
 from nas.predictors import LatencyPredictor
-from nas.predictors.kernels import extract_kernels
 
 torch.set_num_threads(1)
 SHAPE = (1, 12, 12)

@@ -11,9 +11,9 @@ from torch import nn
 from nas.compress.quantize import apply_policy
 from nas.errors import HardwareError
 from nas.hardware import DeviceProfile
+from nas.kernels.kernel import Kernel
 from nas.predictors import LatencyPredictor, build_kernel, extract_kernels, profile_device
 from nas.predictors.int8_profiler import extend_int8
-from nas.predictors.kernels import Kernel
 from nas.predictors.quant_analysis import agreement
 from nas.predictors.quant_kernels import is_int8
 from tests.cli.test_cli import nas

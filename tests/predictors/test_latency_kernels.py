@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import HardwareError
+from nas.kernels.kernel import Kernel
+from nas.kernels.perturb import perturb as _perturb
 from nas.predictors import build_kernel, extract_kernels, kernel_cost, kernel_features
-from nas.predictors.kernels import Kernel
-from nas.predictors.profiler import _perturb
 
 
 class Block(nn.Module):

@@ -8,8 +8,8 @@ from torch import nn
 
 from nas.errors import HardwareError
 from nas.hardware import MEASUREMENT_COLUMNS, DeviceProfile, compare_interleaved
+from nas.kernels.kernel import Kernel
 from nas.predictors import LatencyPredictor, latency_report, profile_device, profile_kernels
-from nas.predictors.kernels import Kernel
 
 
 def _cnn(width: int, depth: int = 2) -> nn.Module:

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from nas.errors import HardwareError
+from nas.kernels.trace import extract_kernels
 from nas.predictors import LatencyPredictor
-from nas.predictors.kernels import extract_kernels
 from search_spaces import convnet
 
 

@@ -13,7 +13,8 @@ from torch import nn
 from nas.compress.pruning.prunable import detach_masked, make_permanent
 from nas.compress.pruning.structured import ChannelGroup, channel_groups, shrink
 from nas.errors import CompressionError
-from nas.predictors.kernels import Kernel, extract_kernels
+from nas.kernels.kernel import Kernel
+from nas.kernels.trace import extract_kernels
 
 
 @dataclass

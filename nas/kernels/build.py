@@ -1,29 +1,30 @@
-"""Standalone kernels: build a tiny module for a Kernel at a batch size, and describe its cost.
+"""Standalone kernels: a tiny module and its inputs that run one Kernel at a batch size, for timing.
 
-`build_kernel` gives what the profiler times; `kernel_features` gives what the latency
-regressors learn from (log sizes, FLOPs and bytes moved, batch).
+Each kernel is built as the model ran it: a fused conv+bn+act is one module chain, functional glue
+a wrapped function, and inputs keep the memory layout the model handed on (a transposed view for
+a "noncontig" kernel, channels-last for an "nhwc" one).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.predictors.kernels import Kernel
+from nas.kernels.kernel import Kernel, batched_shape
 
 _ACT_MODULES: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU,
     "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "mish": nn.Mish,
 }
-BUILDABLE = {"conv", "linear", "act", "norm", "pool", "view", "eltwise", "cat", "matmul",
-             "softmax", "sdpa", "mha", "reduce", "call", "quantize", "dequantize"}
+# the fp32 kinds `build_float_kernel` builds ("other" is whatever the tracer does not model)
+BUILDABLE = frozenset({"conv", "linear", "act", "norm", "pool", "view", "eltwise", "cat", "matmul",
+                       "softmax", "sdpa", "mha", "reduce", "call"})
+ModuleBuilder = Callable[[Kernel, int, torch.Generator], tuple[nn.Module, tuple]]
 
 
 class _Chain(nn.Module):
@@ -48,11 +49,6 @@ class _Fn(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> Any:
         return self.fn(*xs)
-
-
-def _batched(shape: list[int], b: int, batched: bool = True) -> list[int]:
-    # Shapes were recorded at batch 1 with the batch in dim 0.
-    return [b, *shape[1:]] if batched and shape and shape[0] == 1 else list(shape)
 
 
 def _rand(shape: list[int] | tuple[int, ...], gen: torch.Generator,
@@ -126,7 +122,7 @@ def _view(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
 def _eltwise(c: dict, b: int, g: torch.Generator) -> tuple[nn.Module, tuple]:
     flags = c.get("batched", [True] * len(c["shapes"]))
     nc = c.get("noncontig", False)
-    xs = tuple(_rand(_batched(s, b, f), g, nc and i == 0)
+    xs = tuple(_rand(batched_shape(s, b, f), g, nc and i == 0)
                for i, (s, f) in enumerate(zip(c["shapes"], flags, strict=False)))
     op = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[c["op"]]
     if len(xs) == 1:
@@ -145,16 +141,16 @@ def _functional(kind: str, c: dict, b: int, g: torch.Generator) -> tuple[nn.Modu
     if kind == "act":
         return _ACT_MODULES[c["fn"]](), (_rand((b, *c["shape"]), g, nc),)
     if kind == "cat":
-        xs = tuple(_rand(_batched(s, b), g) for s in c["shapes"])
+        xs = tuple(_rand(batched_shape(s, b), g) for s in c["shapes"])
         fn = torch.stack if c["op"] == "stack" else torch.cat
         return _Fn(lambda *ts: fn(ts, dim=c["dim"])), xs
     if kind == "matmul":
-        xs = tuple(_rand(_batched(s, b, len(s) >= 3), g) for s in c["shapes"])
+        xs = tuple(_rand(batched_shape(s, b, len(s) >= 3), g) for s in c["shapes"])
         return _Fn(torch.matmul), xs
     if kind == "softmax":
         return _Fn(lambda x: torch.softmax(x, c["dim"])), (_rand((b, *c["shape"]), g, nc),)
     if kind == "sdpa":
-        q, k = _rand(_batched(c["q"], b), g), _rand(_batched(c["k"], b), g)
+        q, k = _rand(batched_shape(c["q"], b), g), _rand(batched_shape(c["k"], b), g)
         fn = F.scaled_dot_product_attention
         return _Fn(lambda q_, k_: fn(q_, k_, k_, is_causal=c["causal"])), (q, k)
     if kind == "reduce":
@@ -177,6 +173,9 @@ def _functional(kind: str, c: dict, b: int, g: torch.Generator) -> tuple[nn.Modu
 def build_float_kernel(kernel: Kernel, batch_size: int,
                        g: torch.Generator) -> tuple[nn.Module, tuple]:
     """Return (module, inputs) of an fp32 `kernel` at `batch_size`, inputs drawn from `g`."""
+    if kernel.precision != "fp32":  # an fp32 module would time it wrong, and silently
+        raise ValueError(f"a {kernel.precision} {kernel.kind} kernel has no fp32 module; build it "
+                         "with a builder of its precision")
     builders = {"conv": _conv, "linear": _linear, "norm": _norm, "pool": _pool,
                 "view": _view, "eltwise": _eltwise}
     if kernel.kind in builders:
@@ -184,96 +183,25 @@ def build_float_kernel(kernel: Kernel, batch_size: int,
     return _functional(kernel.kind, kernel.config, batch_size, g)
 
 
-def build_kernel(kernel: Kernel, batch_size: int, seed: int = 0) -> tuple[nn.Module, tuple]:
+def build_kernel(kernel: Kernel, batch_size: int, seed: int = 0, *,
+                 builder: ModuleBuilder = build_float_kernel) -> tuple[nn.Module, tuple]:
     """Return (module, inputs) that run `kernel` standalone at `batch_size` (eval mode).
 
-    int8 kernels are quantized modules (or functions) on quantized inputs, as FX runs them;
-    ``quantize`` / ``dequantize`` convert a tensor of the kernel's shape.
+    `builder` makes the module and its inputs (fp32 kernels by default; int8 code passes one
+    that knows its kernels too); here the weights are seeded and an "nhwc" kernel gets its
+    4-D inputs in channels-last memory format, whatever the builder.
     """
-    from nas.predictors.quant_kernels import build_int8_kernel, channels_last, is_int8
-
+    plain = Kernel(kernel.kind, {k: v for k, v in kernel.config.items() if k != "nhwc"})
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # weights are seeded too, though timings do not depend on them
-        if is_int8(kernel):
-            mod, xs = build_int8_kernel(kernel, batch_size, g)
-        elif kernel.config.get("nhwc"):
-            plain = {k: v for k, v in kernel.config.items() if k != "nhwc"}
-            mod, xs = build_float_kernel(Kernel(kernel.kind, plain), batch_size, g)
-        else:
-            mod, xs = build_float_kernel(kernel, batch_size, g)
+        mod, xs = builder(plain, batch_size, g)
     if kernel.config.get("nhwc"):
         xs = channels_last(xs)
     return mod.eval(), xs
 
 
-# ---- cost features ------------------------------------------------------------------------
-
-def _numel(shape: list[int]) -> int:
-    return int(math.prod(shape)) if shape else 1
-
-
-def kernel_cost(kernel: Kernel, batch_size: int) -> tuple[float, float]:
-    """Return (FLOPs, bytes moved at fp32) of `kernel` at `batch_size` (approximate)."""
-    c, b, k = kernel.config, batch_size, kernel.kind
-    if k == "conv":
-        out = c["cout"] * c["ho"] * c["wo"]
-        w = c["cout"] * c["cin"] // c["groups"] * c["k"][0] * c["k"][1]
-        flops = 2.0 * b * out * (c["cin"] // c["groups"]) * c["k"][0] * c["k"][1]
-        return flops, 4.0 * (b * c["cin"] * c["h"] * c["w"] + b * out + w)
-    if k == "linear":
-        rows = b * c["tokens"]
-        return 2.0 * rows * c["fin"] * c["fout"], 4.0 * (rows * (c["fin"] + c["fout"])
-                                                         + c["fin"] * c["fout"])
-    if k == "mha":
-        e, t, s = c["embed"], c["tokens"], c["src_tokens"]
-        flops = 2.0 * b * (t * e * e * 2 + s * e * e * 2 + 2 * t * s * e)
-        return flops, 4.0 * (4 * e * e + b * (2 * t * e + 2 * s * e + c["heads"] * t * s))
-    if k == "matmul":
-        a, w = c["shapes"][0], c["shapes"][1]
-        batch = _numel(_batched(a, b, len(a) >= 3)[:-2]) if len(a) > 2 else 1
-        return 2.0 * batch * _numel(a[-2:]) * w[-1], 4.0 * batch * (_numel(a[-2:]) +
-                                                                   _numel(w[-2:]) +
-                                                                   a[-2] * w[-1])
-    if k == "sdpa":
-        q, kk = c["q"], c["k"]
-        rows = b * _numel(q[1:-1])
-        return 4.0 * rows * kk[-2] * q[-1], 4.0 * b * (_numel(q[1:]) + 2 * _numel(kk[1:]))
-    if k in ("eltwise", "cat"):
-        flags = c.get("batched", [True] * len(c["shapes"]))
-        moved = sum(_numel(_batched(s, b, f)) for s, f in zip(c["shapes"], flags, strict=False))
-        return float(moved), 4.0 * 2 * moved
-    if k == "call":
-        return 1.0, 4.0
-    n = b * _numel(c.get("shape", []))
-    return float(n), 8.0 * n
-
-
-def kernel_features(kernel: Kernel, batch_size: int) -> np.ndarray:
-    """Return the regression features of `kernel` at `batch_size` (logs, kind-specific tail)."""
-    flops, moved = kernel_cost(kernel, batch_size)
-    base = [math.log(flops + 1.0), math.log(moved + 1.0), math.log(batch_size)]
-    c = kernel.config
-    if kernel.kind == "conv":
-        per_group = c["cin"] // c["groups"]
-        tail = [math.log(c["cin"]), math.log(c["cout"]), c["k"][0], c["stride"][0],
-                math.log(c["h"] * c["w"]), math.log(per_group), float(c["groups"] > 1),
-                float(bool(c.get("bn"))), float(bool(c.get("act")))]
-    elif kernel.kind == "linear":
-        tail = [math.log(c["fin"]), math.log(c["fout"]), math.log(c["tokens"] * batch_size),
-                float(bool(c.get("act")))]
-    elif kernel.kind == "mha":
-        tail = [math.log(c["embed"]), float(c["heads"]), math.log(c["tokens"]),
-                float(c["need_weights"])]
-    elif kernel.kind in ("act", "norm", "pool", "view", "softmax", "reduce"):
-        shape = c.get("shape", [1])
-        tail = [math.log(max(1, shape[0])), float(len(shape)),
-                float(hash_str(str(c.get("fn", c.get("type", c.get("op", ""))))) % 97)]
-    else:
-        tail = []
-    return np.asarray(base + tail + [float(bool(c.get("noncontig")))], dtype=float)
-
-
-def hash_str(text: str) -> int:
-    """Return a stable (unsalted) small integer for a categorical string."""
-    return sum((i + 1) * ord(ch) for i, ch in enumerate(text))
+def channels_last(xs: tuple) -> tuple:
+    """Return `xs` with every 4-D tensor in channels-last memory format (an "nhwc" kernel)."""
+    return tuple(x.contiguous(memory_format=torch.channels_last)
+                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in xs)
