@@ -14,16 +14,16 @@ from torch import nn
 
 from nas.compress.prune import (
     METHODS,
+    Pruner,
     additivity_report,
     dead_distortion,
     distortion_curves,
     dp_allocate,
     make_permanent,
-    prune,
     sparsity_of,
 )
 from nas.compress.pruning import tail
-from nas.compress.pruning.allocate import dp_counts, dp_solve, erk_counts, lamp_scores
+from nas.compress.pruning.allocate import LayerGuards, dp_counts, dp_solve, erk_counts, lamp_scores
 from nas.compress.pruning.prunable import prunable_layers
 from nas.errors import CompressionError
 
@@ -155,7 +155,7 @@ def test_dp_is_fast_and_small_for_fifty_layers():
 @pytest.mark.parametrize("method", METHODS)
 def test_achieved_sparsity_within_one_bucket(model, calib, curves, method):
     buckets = 50
-    result = prune(model, sparsity=0.7, method=method, calib=calib, buckets=buckets, curves=curves)
+    result = Pruner(0.7, method, buckets=buckets).prune(model, calib, curves=curves)
     target = round(0.3 * result.total)
     tol = target / buckets if method != "uniform" else len(prunable_layers(model))
     assert abs(result.kept - target) <= tol
@@ -174,7 +174,7 @@ def test_pruned_weights_are_zero_and_stay_zero_through_finetuning(model, calib, 
                 for p in m.parameters():
                     p.sub_(0.5 * (p.grad + 1e-3 * p))
 
-    result = prune(model, sparsity=0.8, method="dp", calib=calib, curves=curves, finetune=finetune)
+    result = Pruner(0.8, "dp").prune(model, calib, curves=curves, finetune=finetune)
     layers = prunable_layers(result.model)
     masks = {n: m.weight_mask.clone() for n, m in layers.items()}
     before = {n: m.weight_orig.detach().clone() for n, m in layers.items()}
@@ -195,8 +195,7 @@ def test_iterative_rounds_reach_the_target_with_nested_masks(model, calib):
     def record(m: nn.Module) -> None:
         seen.append({n: x.weight_mask.clone() for n, x in prunable_layers(m).items()})
 
-    result = prune(model, sparsity=0.9, method="dp", calib=calib, grid_step=0.1, rounds=3,
-                   finetune=record)  # fmt: skip
+    result = Pruner(0.9, "dp", grid_step=0.1, rounds=3).prune(model, calib, finetune=record)
     assert len(seen) == 3
     assert [round(1 - sum(int(v.sum()) for v in s.values()) / result.total, 2) for s in seen] == [
         pytest.approx(1 - 0.1 ** (t / 3), abs=0.02) for t in (1, 2, 3)
@@ -210,7 +209,7 @@ def test_dp_has_lower_joint_distortion_than_uniform_at_high_sparsity(model, cali
     ref = model(calib).detach()
     errs = {}
     for method in ("dp", "uniform"):
-        pruned = prune(model, sparsity=0.85, method=method, calib=calib, curves=curves).model
+        pruned = Pruner(0.85, method).prune(model, calib, curves=curves).model
         errs[method] = float((pruned(calib).detach() - ref).pow(2).mean())
     assert errs["dp"] < errs["uniform"]
 
@@ -253,30 +252,14 @@ def test_lamp_scores_and_erk_budget():
 
 def test_error_no_prunable_layer(calib):
     with pytest.raises(CompressionError, match="no prunable layer.*Conv.*Linear"):
-        prune(nn.Sequential(nn.ReLU()), sparsity=0.5, calib=calib)
-
-
-@pytest.mark.parametrize("sparsity", [0, 0.0, 1, 1.0, -0.1, 1.5])
-def test_error_target_out_of_range(model, calib, sparsity):
-    with pytest.raises(CompressionError, match=r"strictly between 0 and 1"):
-        prune(model, sparsity=sparsity, calib=calib)
+        Pruner(0.5).prune(nn.Sequential(nn.ReLU()), calib)
 
 
 def test_error_calibration_batch_of_wrong_shape(model):
     with pytest.raises(CompressionError, match=r"\(4, 3, 10, 10\).*\(N, 1, \.\.\.\)"):
-        prune(model, sparsity=0.5, calib=torch.randn(4, 3, 10, 10))
+        Pruner(0.5).prune(model, torch.randn(4, 3, 10, 10))
     with pytest.raises(CompressionError, match=r"shape \(10,\) is not a batch"):
         distortion_curves(model, torch.randn(10))
-
-
-def test_error_floor_must_be_a_non_negative_integer(model, calib):
-    with pytest.raises(CompressionError, match="min_kept_per_output=-1"):
-        prune(model, sparsity=0.5, calib=calib, min_kept_per_output=-1)
-
-
-def test_error_unknown_method_lists_valid_ones(model, calib):
-    with pytest.raises(CompressionError, match=r"'magic'.*\['dp', 'lamp', 'global', 'uniform', 'erk'\]"):
-        prune(model, sparsity=0.5, method="magic", calib=calib)
 
 
 def test_guard_excludes_choices_worse_than_a_dead_model():
@@ -285,10 +268,11 @@ def test_guard_excludes_choices_worse_than_a_dead_model():
     sizes = {"a": 100, "b": 100}
     plain = dp_counts(curves, sizes, 100, buckets=100, refine=False)
     assert plain == {"a": 0, "b": 100}
-    guarded = dp_counts(curves, sizes, 100, buckets=100, refine=False, limit=0.5)
+    guard = LayerGuards(limit=0.5)
+    guarded = dp_counts(curves, sizes, 100, buckets=100, refine=False, guards=guard)
     assert guarded == {"a": 50, "b": 50}  # 0.4 + 0.3, every choice under the limit
     # too sparse to honour the guard: it is lifted rather than failing
-    assert dp_counts(curves, sizes, 10, buckets=10, refine=False, limit=0.5) == {"a": 0, "b": 0}
+    assert dp_counts(curves, sizes, 10, buckets=10, refine=False, guards=guard) == {"a": 0, "b": 0}
 
 
 def test_guard_in_prune_is_relative_to_the_dead_distortion(model, calib):
@@ -300,9 +284,8 @@ def test_guard_in_prune_is_relative_to_the_dead_distortion(model, calib):
     curves["blocks.1.conv2"] = np.r_[dead * grid[:9], 0.84 * dead, 0.85 * dead]
     ratios = {}
     for guard in (None, 1.0, 0.8):
-        res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
-                    max_layer_distortion=guard, min_kept_per_output=0,
-                    max_layer_damage=None)  # fmt: skip
+        pruner = Pruner(0.6, "dp", max_layer_distortion=guard, min_kept_per_output=0, max_layer_damage=None)
+        res = pruner.prune(model, calib, curves=curves)
         ratios[guard] = res.allocation["blocks.1.conv2"]
         assert abs(res.sparsity - 0.6) < 0.01
     assert ratios[None] == ratios[1.0] == 1.0  # 0.85 dead is under a 1.0 guard
@@ -317,9 +300,9 @@ def test_no_layer_is_emptied_by_default(model, calib):
     curves = {n: 0.5 * dead * grid for n in prunable_layers(model)}
     curves["blocks.1.conv2"] = np.r_[dead * grid[:9], 0.84 * dead, 0.85 * dead]
     for floor in (1, 3):
-        res = prune(model, sparsity=0.6, method="dp", calib=calib, curves=curves,
-                    max_layer_distortion=None, min_kept_per_output=floor,
-                    max_layer_damage=None)  # fmt: skip
+        pruner = Pruner(0.6, "dp", max_layer_distortion=None, min_kept_per_output=floor,
+                        max_layer_damage=None)  # fmt: skip
+        res = pruner.prune(model, calib, curves=curves)
         layers = prunable_layers(res.model)
         for name, layer in layers.items():
             kept = int(torch.count_nonzero(layer.weight))
@@ -331,11 +314,11 @@ def test_floor_is_dropped_only_when_the_target_needs_it():
     curves = {"a": np.array([0.0, 0.4, 0.6]), "b": np.array([0.0, 0.3, 2.0])}
     sizes = {"a": 100, "b": 100}
     assert dp_counts(curves, sizes, 100, buckets=100, refine=False) == {"a": 0, "b": 100}
-    floored = dp_counts(curves, sizes, 100, buckets=100, refine=False, min_kept={"a": 10, "b": 10})
+    floor = LayerGuards(min_kept={"a": 10, "b": 10})
+    floored = dp_counts(curves, sizes, 100, buckets=100, refine=False, guards=floor)
     assert floored == {"a": 50, "b": 50}  # emptying a (the cheapest sum, 0.6) is excluded
     # 10 weights in all cannot keep 10 in each layer: the floor is lifted rather than failing
-    assert dp_counts(curves, sizes, 10, buckets=10, refine=False, min_kept={"a": 10, "b": 10}) == {
-        "a": 0, "b": 0}
+    assert dp_counts(curves, sizes, 10, buckets=10, refine=False, guards=floor) == {"a": 0, "b": 0}
 
 
 def test_damage_cap_is_derived_from_each_curve_and_relaxed_only_as_needed():
@@ -343,28 +326,25 @@ def test_damage_cap_is_derived_from_each_curve_and_relaxed_only_as_needed():
     curves = {"a": np.array([0.0, 0.2, 0.9, 1.0]), "b": np.array([0.0, 0.2, 0.9, 1.0])}
     sizes = {"a": 90, "b": 90}
     assert dp_counts(curves, sizes, 90, buckets=90, refine=False) in ({"a": 90, "b": 0}, {"a": 0, "b": 90})
+    cap = LayerGuards(damage=0.5)
     # 0.5 x the emptied distortion allows only kept 90 or 60: enough for a target of 150
-    assert dp_counts(curves, sizes, 150, buckets=150, refine=False, damage=0.5) == {"a": 90, "b": 60} or \
-        dp_counts(curves, sizes, 150, buckets=150, refine=False, damage=0.5) == {"a": 60, "b": 90}
+    assert dp_counts(curves, sizes, 150, buckets=150, refine=False, guards=cap) in (
+        {"a": 90, "b": 60}, {"a": 60, "b": 90})
     # a target of 90 needs 30 somewhere: relaxed to 0.9375, which still excludes emptying
-    relaxed = dp_counts(curves, sizes, 90, buckets=90, refine=False, damage=0.5)
+    relaxed = dp_counts(curves, sizes, 90, buckets=90, refine=False, guards=cap)
     assert sorted(relaxed.values()) == [30, 60]
     # with a floor too (which excludes the emptied point the cap is measured from)
     curves = {"a": np.array([0.0, 0.3, 0.55, 1.0]), "b": np.array([0.0, 0.3, 0.55, 1.0])}
     floor = {"a": 1, "b": 1}
-    floored = dp_counts(curves, sizes, 120, buckets=120, refine=False, min_kept=floor)
+    floored = dp_counts(curves, sizes, 120, buckets=120, refine=False, guards=LayerGuards(min_kept=floor))
     assert sorted(floored.values()) == [30, 90]  # 0.55 + 0 beats 0.3 + 0.3
-    both = dp_counts(curves, sizes, 120, buckets=120, refine=False, damage=0.5, min_kept=floor)
+    both = dp_counts(curves, sizes, 120, buckets=120, refine=False,
+                     guards=LayerGuards(min_kept=floor, damage=0.5))
     assert both == {"a": 60, "b": 60}  # 0.55 > 0.5 x 1.0: excluded
 
 
-def test_error_damage_out_of_range(model, calib):
-    with pytest.raises(CompressionError, match="max_layer_damage=1.5"):
-        prune(model, sparsity=0.5, calib=calib, max_layer_damage=1.5)
-
-
 def test_later_rounds_curve_the_remaining_weights_against_the_dense_logits(model, calib):
-    res = prune(model, sparsity=0.5, method="lamp", calib=calib)
+    res = Pruner(0.5, "lamp").prune(model, calib)
     pruned = res.model
     with torch.no_grad():
         dense_ref = model(calib)
@@ -379,7 +359,6 @@ def test_later_rounds_curve_the_remaining_weights_against_the_dense_logits(model
 
 
 def test_additivity_on_request_for_any_method(model, calib):
-    result = prune(model, sparsity=0.5, method="lamp", calib=calib, grid_step=0.1,
-                   check_additivity=True, n_random=5)  # fmt: skip
+    result = Pruner(0.5, "lamp", grid_step=0.1, check_additivity=True, n_random=5).prune(model, calib)
     assert result.curves is not None and set(result.curves) == set(prunable_layers(model))
     assert -1.0 <= result.additivity <= 1.0

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.compress.prune import (
+    ChannelPruner,
     LatencyTable,
     channel_groups,
     measure_channel_latency,
-    prune_channels,
 )
 from nas.compress.pruning.structured import channel_importance, shrink
 from nas.errors import CompressionError
@@ -96,8 +96,7 @@ def test_dp_meets_the_budget_with_less_distortion_than_uniform(calib):
     budget = 0.5 * full
     errs = {}
     for method in ("dp", "uniform"):
-        result = prune_channels(model, latency_budget_ms=budget, latency_fn=_flops_ms,
-                                calib=calib, method=method, grid_step=0.125)  # fmt: skip
+        result = ChannelPruner(budget, method, grid_step=0.125).prune(model, calib, _flops_ms)
         assert result.predicted_latency_ms <= budget + 1e-9
         assert sum(p.numel() for p in result.model.parameters()) < sum(
             p.numel() for p in model.parameters()
@@ -120,8 +119,8 @@ def test_channel_importance_ranks_dead_channels_last(calib):
 
 def test_finetune_runs_on_the_smaller_model(calib):
     seen = []
-    prune_channels(vgg(), latency_budget_ms=0.3, latency_fn=_flops_ms, calib=calib,
-                   finetune=lambda m: seen.append(sum(m[i].out_channels for i in (0, 4, 8))))  # fmt: skip
+    ChannelPruner(0.3).prune(vgg(), calib, _flops_ms,
+                             finetune=lambda m: seen.append(sum(m[i].out_channels for i in (0, 4, 8))))
     assert len(seen) == 1 and 28 <= seen[0] <= 30  # 40 channels cost 0.4 ms; 0.3 ms allows 30
 
 
@@ -137,12 +136,10 @@ def test_measured_latency_table(calib):
 
 def test_errors(calib):
     with pytest.raises(CompressionError, match="below the fastest they can reach"):
-        prune_channels(vgg(), latency_budget_ms=0.001, latency_fn=_flops_ms, calib=calib)
-    with pytest.raises(CompressionError, match=r"valid: \['dp', 'uniform'\]"):
-        prune_channels(vgg(), latency_budget_ms=1, latency_fn=_flops_ms, calib=calib, method="x")
+        ChannelPruner(0.001).prune(vgg(), calib, _flops_ms)
     plain = nn.Sequential(nn.Flatten(), nn.Linear(144, 10))
     with pytest.raises(CompressionError, match="no conv whose output channels"):
-        prune_channels(plain, latency_budget_ms=1, latency_fn=_flops_ms, calib=calib)
+        ChannelPruner(1).prune(plain, calib, _flops_ms)
 
 
 def test_measured_overshoot_lowers_the_budget_until_it_fits(calib):
@@ -150,8 +147,7 @@ def test_measured_overshoot_lowers_the_budget_until_it_fits(calib):
         return 0.01 * sum(m[i].out_channels for i in (0, 4, 8)) + 0.05
 
     for method in ("dp", "uniform"):
-        result = prune_channels(vgg(), latency_budget_ms=0.3, latency_fn=_flops_ms, calib=calib,
-                                method=method, measure=measure)  # fmt: skip
+        result = ChannelPruner(0.3, method).prune(vgg(), calib, _flops_ms, measure=measure)
         assert result.measured_latency_ms == pytest.approx(measure(result.model))
         assert result.measured_latency_ms <= 0.3 + 1e-9
         assert result.predicted_latency_ms <= 0.25 + 1e-9

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas.compress.prune import channel_groups, predicted_channel_latency, prune_channels
+from nas.compress.prune import ChannelPruner, channel_groups, predicted_channel_latency
 from nas.compress.pruning.structured import shrink
 from nas.errors import CompressionError
 from nas.hardware import SHIPPED_PROFILES_DIR
@@ -81,8 +81,8 @@ def test_pruned_model_is_predicted_within_the_budget(fn, predictor, calib):
         return predictor.predict(m, SHAPE, BATCH)
 
     for method in ("dp", "uniform"):
-        result = prune_channels(vgg(), latency_budget_ms=budget, latency_fn=fn, base_ms=fn.base_ms,
-                                calib=calib, method=method, grid_step=0.125, measure=whole)  # fmt: skip
+        pruner = ChannelPruner(budget, method, base_ms=fn.base_ms, grid_step=0.125)
+        result = pruner.prune(vgg(), calib, fn, measure=whole)
         assert result.predicted_latency_ms <= budget + 1e-9
         # the whole narrowed model through the predictor, not only the per-group sum
         assert whole(result.model) <= budget + 1e-6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,9 +59,9 @@ def dp_solve(
     return picks
 
 
-def _grid_kept(size: int, grid: int, cap: int) -> np.ndarray:
+def _grid_kept(size: int, grid: int) -> np.ndarray:
     ratios = np.linspace(0.0, 1.0, grid)
-    return np.minimum(size - np.rint(ratios * size).astype(np.int64), cap)
+    return size - np.rint(ratios * size).astype(np.int64)
 
 
 def _refine(curves, kept_grid, picks, slack: int) -> list[int]:
@@ -114,57 +115,67 @@ def _damage_capped(dists, raw, kept_grid, target: int, damage: float) -> list[np
     return list(dists)
 
 
+@dataclass(frozen=True)
+class LayerGuards:
+    """Per-layer choices the DP may not take; a guard the target cannot meet is relaxed, not failed.
+
+    ``limit`` excludes every choice whose own distortion exceeds it; if the target cannot be met
+    under it, it is doubled (up to six times) before it is dropped. ``min_kept`` excludes the
+    choices that keep fewer weights than that in a layer: on a grid of step s a large layer is
+    then pruned by at most 1 - s; it is dropped only if no allocation meets the target with it.
+    ``damage`` excludes each layer's choices from the first whose distortion exceeds that fraction
+    of the layer's distortion when emptied, relaxed halfway towards 1 (up to four times) until the
+    target fits. None turns a guard off; ``nas.compress.prune.Pruner`` says why each exists.
+    """
+
+    limit: float | None = None
+    min_kept: dict[str, int] | None = None
+    damage: float | None = None
+
+
+def _solve_under_limit(dists, kept_grid, target_kept: int, buckets: int, limit: float | None):
+    # returns (picks, the curves they were solved on): the refinement must see the same exclusions
+    for _ in range(6 if limit is not None else 0):
+        guarded = [np.where(d > limit, np.inf, d) for d in dists]
+        try:
+            return dp_solve(guarded, kept_grid, float(target_kept), buckets), guarded
+        except CompressionError:
+            limit *= 2.0  # too sparse for this guard: relax it step by step, not all at once
+    return dp_solve(dists, kept_grid, float(target_kept), buckets), dists
+
+
 def dp_counts(
     curves: dict[str, np.ndarray],
     sizes: dict[str, int],
     target_kept: int,
     *,
     buckets: int = 10000,
-    max_kept: dict[str, int] | None = None,
     refine: bool = True,
-    limit: float | None = None,
-    min_kept: dict[str, int] | None = None,
-    damage: float | None = None,
+    guards: LayerGuards = LayerGuards(),
 ) -> dict[str, int]:
     """Return kept weights per layer minimising summed distortion with sum(kept) <= target.
 
-    ``limit`` excludes every per-layer choice whose own distortion exceeds it (see ``prune``'s
-    ``max_layer_distortion``); if the target cannot be met under it, it is doubled (up to six
-    times) before the guard is dropped. ``min_kept`` excludes the grid choices that keep fewer
-    weights than that in a layer (see ``prune``'s ``min_kept_per_output``): on a grid of step
-    s a large layer is then pruned by at most 1 - s; it is dropped only if no allocation
-    meets the target with it. ``damage`` caps each layer's ratio below the first grid choice whose
-    distortion exceeds that fraction of the layer's distortion when emptied (see ``prune``'s
-    ``max_layer_damage``), relaxed halfway towards 1 (up to four times) until the target fits.
+    ``curves[layer]`` holds the distortion of pruning the layer's ``sizes[layer]`` weights at the
+    ratios 0 .. 1 of an even grid; ``guards`` excludes choices (see ``LayerGuards``); ``refine``
+    spends the weights the bucket rounding left unused.
     """
     names = list(sizes)
     missing = [n for n in names if n not in curves]
     if missing:
         raise CompressionError(f"no distortion curve for layers {missing}; have {sorted(curves)}")
-    cap = max_kept or sizes
-    kept_grid = [_grid_kept(sizes[n], len(curves[n]), cap[n]) for n in names]
+    kept_grid = [_grid_kept(sizes[n], len(curves[n])) for n in names]
     dists = raw = [np.asarray(curves[n], dtype=np.float64) for n in names]
-    if min_kept is not None:
+    if guards.min_kept is not None:
         # choices that would leave a layer fewer weights than its floor are excluded (priced
         # as inf): measured, this beat keeping the floor at the excluded choice's price, which
         # the DP takes as readily as emptying the layer (docs/pruning.md)
-        floored = [np.where(k < min(min_kept[n], cap[n]), np.inf, d)
+        floored = [np.where(k < min(guards.min_kept[n], sizes[n]), np.inf, d)
                    for n, k, d in zip(names, kept_grid, dists, strict=True)]  # fmt: skip
         if _least_kept(floored, kept_grid) <= target_kept:
             dists = floored
-    if damage is not None:
-        dists = _damage_capped(dists, raw, kept_grid, int(target_kept), damage)
-    picks = None
-    for _ in range(6 if limit is not None else 0):
-        guarded = [np.where(d > limit, np.inf, d) for d in dists]
-        try:
-            picks = dp_solve(guarded, kept_grid, float(target_kept), buckets)
-            dists = guarded
-            break
-        except CompressionError:
-            limit *= 2.0  # too sparse for this guard: relax it step by step, not all at once
-    if picks is None:
-        picks = dp_solve(dists, kept_grid, float(target_kept), buckets)
+    if guards.damage is not None:
+        dists = _damage_capped(dists, raw, kept_grid, int(target_kept), guards.damage)
+    picks, dists = _solve_under_limit(dists, kept_grid, target_kept, buckets, guards.limit)
     kept = [int(kept_grid[i][j]) for i, j in enumerate(picks)]
     if refine:
         kept = _refine(dists, kept_grid, picks, int(target_kept) - sum(kept))

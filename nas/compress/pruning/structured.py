@@ -7,6 +7,7 @@ the producer, entry c of its batch norms, and input channel c (input columns c*h
 a flatten) of the consumer: a really smaller dense model. Its distortion equals zeroing those
 consumer columns, so the curves come from the same tail runner as unstructured pruning; its
 cost is ``latency_fn(group, kept_channels)`` from the caller (a predictor or a measured table).
+``ChannelPruner`` holds the settings of a channel pruning and runs it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from nas.compress.pruning.allocate import dp_solve
-from nas.compress.pruning.curves import check_distortion
+from nas.compress.pruning.config import PruningConfig, check_curve_params, is_int, is_number, require
 from nas.compress.pruning.prunable import (
     check_calib,
     detach_masked,
@@ -44,6 +48,11 @@ _PASS_FUNCTIONS = {
     F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout,
 }  # fmt: skip
 _PASS_METHODS = {"relu", "sigmoid", "tanh", "contiguous"}
+
+CHANNEL_METHODS = ("dp", "uniform")
+
+LatencyFn = Callable[[str, int], float]  # (channel group, channels kept) -> ms
+T = TypeVar("T")
 
 
 @dataclass
@@ -156,19 +165,6 @@ def _choices(channels: int, grid_step: float, min_channels: int) -> list[int]:
     return sorted(ks | {channels})
 
 
-def _group_curves(work, groups, order, grid_step, min_channels, calib, distortion):
-    runner = TailRunner(work, calib)
-    modules = dict(work.named_modules())
-    curves, choices = {}, {}
-    for g in groups:
-        ks = _choices(g.channels, grid_step, min_channels)
-        w = modules[g.consumer].weight
-        variants = [_zero_columns(w, g.channels, order[g.name][k:]) for k in ks]
-        curves[g.name] = runner.distortions(g.consumer, variants, distortion).cpu().numpy()
-        choices[g.name] = ks
-    return curves, choices
-
-
 def shrink(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, torch.Tensor]) -> None:
     """Physically remove the channels not in ``keep[group]`` from each group's layers, in place."""
     modules = dict(model.named_modules())
@@ -218,16 +214,6 @@ def _dp_keep(curves, choices, latency_fn, budget: float, buckets: int) -> dict[s
     return {n: choices[n][j] for n, j in zip(names, picks, strict=True)}
 
 
-def _check_budget(groups, latency_fn, budget: float, min_channels: int) -> None:
-    least = sum(float(latency_fn(g.name, min(min_channels, g.channels))) for g in groups)
-    if budget < least - 1e-9:
-        raise CompressionError(
-            f"latency_budget_ms - base_ms leaves {budget:.4g} ms for the prunable groups, below "
-            f"the fastest they can reach ({least:.4g} ms predicted at min_channels={min_channels}); "
-            "ask for more latency or lower min_channels"
-        )
-
-
 def _weights(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in prunable_layers(model).values())
 
@@ -243,95 +229,176 @@ def _groups_of(model: nn.Module) -> list[ChannelGroup]:
     return groups
 
 
-def _check_options(method: str, distortion: str, grid_step: float, calibrate_rounds: int) -> None:
-    if method not in ("dp", "uniform"):
-        raise CompressionError(f"method {method!r} is unknown for channels; valid: ['dp', 'uniform']")
-    check_distortion(distortion)
-    if not 0 < grid_step <= 0.5:
-        raise CompressionError(f"grid_step {grid_step!r} must lie in (0, 0.5], e.g. 0.05")
-    if calibrate_rounds < 1:
-        raise CompressionError(f"calibrate_rounds={calibrate_rounds} must be at least 1")
-
-
-def prune_channels(
-    model: nn.Module,
-    *,
-    latency_budget_ms: float,
-    latency_fn: Callable[[str, int], float],
-    calib: torch.Tensor,
-    method: str = "dp",
-    grid_step: float = 0.05,
-    distortion: str = "mean",
-    buckets: int = 2000,
-    base_ms: float = 0.0,
-    min_channels: int = 1,
-    finetune: Callable[[nn.Module], None] | None = None,
-    measure: Callable[[nn.Module], float] | None = None,
-    calibrate_rounds: int = 4,
-) -> PruneResult:
-    """Return a smaller dense copy of ``model`` with the least distortion under the latency budget.
-
-    The predicted latency is ``base_ms + sum(latency_fn(group, kept))`` over the channel groups;
-    ``method="uniform"`` keeps the same fraction of channels everywhere instead (the baseline).
-    A per-group latency model is additive, but narrowing two adjacent groups shrinks the conv
-    between them by the product of the two: the sum under-predicts. Given ``measure(model) ->
-    ms`` (a timer or a whole-model predictor), the budget handed to the allocation is lowered by
-    the measured overshoot and the allocation redone, up to ``calibrate_rounds`` times.
-    """
-    _check_options(method, distortion, grid_step, calibrate_rounds)
-    work = make_permanent(copy.deepcopy(detach_masked(model))).eval()
-    check_calib(work, calib)
-    groups = _groups_of(work)
-    scores = channel_importance(work, groups, calib)
-    order = {n: torch.argsort(s, descending=True, stable=True) for n, s in scores.items()}
-    _check_budget(groups, latency_fn, latency_budget_ms - base_ms, min_channels)
+def _timed(fn: Callable[..., T], *args) -> tuple[T, float]:
+    """Return (``fn(*args)``, the seconds it took)."""
     start = time.perf_counter()
-    curves, choices = None, None
-    if method == "dp":
-        curves, choices = _group_curves(work, groups, order, grid_step, min_channels, calib, distortion)
-    curve_time = time.perf_counter() - start
-    start, budget, measured, last, step = time.perf_counter(), latency_budget_ms - base_ms, None, None, 0.0
-    floor = sum(float(latency_fn(g.name, min(min_channels, g.channels))) for g in groups)
-    for _ in range(calibrate_rounds):
-        if method == "dp":
-            kept = _dp_keep(curves, choices, latency_fn, budget, buckets)
-        else:
-            kept = _uniform_keep(groups, latency_fn, budget, min_channels)
-        if measure is None:
-            break
-        candidate = copy.deepcopy(work)
-        shrink(candidate, groups, {n: order[n][: kept[n]] for n in kept})
-        measured = float(measure(candidate.eval()))
-        over = measured - latency_budget_ms
-        if over <= 0 or budget <= floor:
-            break
-        # lower the budget by the overshoot; twice the last cut when the allocation did not move
-        step = 2.0 * step if kept == last else over
-        budget, last = max(floor, budget - step), kept
-    solve = time.perf_counter() - start
-    return _finish(work, groups, order, kept, finetune, latency_fn, base_ms, method, curves,
-                   curve_time, solve, measured)  # fmt: skip
+    return fn(*args), time.perf_counter() - start
 
 
-def _finish(work, groups, order, kept, finetune, latency_fn, base_ms, method, curves,
-            curve_time, solve, measured) -> PruneResult:  # fmt: skip
-    total = _weights(work)
-    shrink(work, groups, {g.name: order[g.name][: kept[g.name]] for g in groups})
-    if finetune is not None:
-        finetune(work)
-    work.eval()
-    left = _weights(work)
-    return PruneResult(
-        model=work,
-        allocation={g.name: kept[g.name] / g.channels for g in groups},
-        sparsity=1.0 - left / total,
-        kept=left,
-        total=total,
-        solve_seconds=solve,
-        method=f"channels-{method}",
-        curves_seconds=curve_time,
-        curves=curves,
-        channels=kept,
-        predicted_latency_ms=base_ms + sum(float(latency_fn(n, k)) for n, k in kept.items()),
-        measured_latency_ms=measured,
-    )
+@dataclass
+class _RankedGroups:
+    """A model's channel groups, each group's channels ranked most important first."""
+
+    model: nn.Module
+    groups: list[ChannelGroup]
+    order: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, model: nn.Module, calib: torch.Tensor) -> _RankedGroups:
+        """Return the groups of ``model``, their channels ranked by ``channel_importance`` on ``calib``."""
+        groups = _groups_of(model)
+        scores = channel_importance(model, groups, calib)
+        order = {n: torch.argsort(s, descending=True, stable=True) for n, s in scores.items()}
+        return cls(model, groups, order)
+
+    def keep(self, kept: dict[str, int]) -> dict[str, torch.Tensor]:
+        """Return the channels each group keeps: its ``kept[group]`` most important ones."""
+        return {g.name: self.order[g.name][: kept[g.name]] for g in self.groups}
+
+    def shrunk_copy(self, kept: dict[str, int]) -> nn.Module:
+        """Return a copy of the model with each group narrowed to ``kept[group]`` channels."""
+        candidate = copy.deepcopy(self.model)
+        shrink(candidate, self.groups, self.keep(kept))
+        return candidate.eval()
+
+
+@dataclass(frozen=True, repr=False)
+class ChannelPruner(PruningConfig):
+    """Channel pruning under a latency budget: the parameters, checked once, and ``prune``.
+
+        pruner = ChannelPruner(latency_budget_ms=0.7 * table.full_ms, base_ms=table.base_ms)
+        result = pruner.prune(model, calib=x[:256], latency_fn=table)
+
+    An allocation's predicted latency is ``base_ms + sum(latency_fn(group, kept))`` over the
+    channel groups: ``base_ms`` is the latency outside them (a ``LatencyTable``'s or a
+    ``PredictedChannelLatency``'s ``base_ms``), and ``method="dp"`` keeps the least distortion
+    within ``latency_budget_ms``; ``"uniform"`` keeps the same fraction of channels everywhere
+    instead (the baseline). ``grid_step`` is the grid of kept-channel fractions each group's
+    distortion curve is measured at, ``distortion`` and ``buckets`` are as for ``Pruner``,
+    ``min_channels`` the fewest channels a group keeps, and ``calibrate_rounds`` bounds how often
+    the allocation is redone against a ``measure`` (see ``prune``).
+    """
+
+    latency_budget_ms: float
+    method: str = "dp"
+    _: KW_ONLY
+    base_ms: float = 0.0
+    grid_step: float = 0.05
+    distortion: str = "mean"
+    buckets: int = 2000
+    min_channels: int = 1
+    calibrate_rounds: int = 4
+
+    def __post_init__(self) -> None:
+        require(self, "latency_budget_ms", is_number(self.latency_budget_ms) and self.latency_budget_ms > 0,
+                "must be a number of milliseconds > 0")
+        require(self, "method", self.method in CHANNEL_METHODS,
+                f"unknown for channel pruning; valid: {list(CHANNEL_METHODS)}")
+        require(self, "base_ms", is_number(self.base_ms),
+                "must be a number of milliseconds: the latency outside the channel groups")
+        check_curve_params(self)
+        require(self, "min_channels", is_int(self.min_channels, 1), "must be an integer >= 1")
+        require(self, "calibrate_rounds", is_int(self.calibrate_rounds, 1), "must be an integer >= 1, e.g. 4")
+
+    def prune(self, model: nn.Module, calib: torch.Tensor, latency_fn: LatencyFn, *,
+              finetune: Callable[[nn.Module], None] | None = None,
+              measure: Callable[[nn.Module], float] | None = None) -> PruneResult:  # fmt: skip
+        """Return a smaller dense copy of ``model`` with the least distortion under the latency budget.
+
+        ``calib`` is the calibration batch; ``latency_fn(group, kept) -> ms`` any callable: a
+        ``LatencyTable``, a ``PredictedChannelLatency``, or your own. A per-group latency model is
+        additive, but narrowing two adjacent groups shrinks the conv between them by the product
+        of the two: the sum under-predicts. Given ``measure(model) -> ms`` (a timer or a
+        whole-model predictor), the budget handed to the allocation is lowered by the measured
+        overshoot and the allocation redone, up to ``calibrate_rounds`` times. ``finetune(model)``,
+        if given, trains the smaller model in place.
+        """
+        work = make_permanent(copy.deepcopy(detach_masked(model))).eval()
+        check_calib(work, calib)
+        ranked = _RankedGroups.of(work, calib)
+        fastest = sum(float(latency_fn(g.name, min(self.min_channels, g.channels))) for g in ranked.groups)
+        self._check_budget(fastest)
+        (allocate, curves), curve_time = _timed(self._allocator, ranked, calib, latency_fn)
+        (kept, measured), solve = _timed(self._fit_budget, allocate, ranked, measure, fastest)
+        total = _weights(work)
+        shrink(work, ranked.groups, ranked.keep(kept))
+        if finetune is not None:
+            finetune(work)
+        left = _weights(work.eval())
+        return PruneResult(
+            model=work,
+            allocation={g.name: kept[g.name] / g.channels for g in ranked.groups},
+            sparsity=1.0 - left / total,
+            kept=left,
+            total=total,
+            solve_seconds=solve,
+            method=f"channels-{self.method}",
+            curves_seconds=curve_time,
+            curves=curves,
+            channels=kept,
+            predicted_latency_ms=self.base_ms + sum(float(latency_fn(n, k)) for n, k in kept.items()),
+            measured_latency_ms=measured,
+        )
+
+    def _check_budget(self, fastest: float) -> None:
+        """Raise CompressionError if the groups cannot get under the budget even at their narrowest."""
+        budget = self.latency_budget_ms - self.base_ms
+        if budget < fastest - 1e-9:
+            raise CompressionError(
+                f"latency_budget_ms - base_ms leaves {budget:.4g} ms for the prunable groups, below "
+                f"the fastest they can reach ({fastest:.4g} ms predicted at min_channels="
+                f"{self.min_channels}); ask for more latency or lower min_channels"
+            )
+
+    def _allocator(self, ranked: _RankedGroups, calib: torch.Tensor, latency_fn: LatencyFn
+                   ) -> tuple[Callable[[float], dict[str, int]], dict[str, np.ndarray] | None]:  # fmt: skip
+        """Return (kept channels per group for a groups' budget in ms, the DP's curves: None if uniform)."""
+        if self.method == "uniform":
+            return partial(_uniform_keep, ranked.groups, latency_fn, min_channels=self.min_channels), None
+        curves, choices = self._group_curves(ranked, calib)
+        return partial(_dp_keep, curves, choices, latency_fn, buckets=self.buckets), curves
+
+    def _group_curves(self, ranked: _RankedGroups, calib: torch.Tensor
+                      ) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:  # fmt: skip
+        """Return per group the distortion at each choice of kept channels, and those choices."""
+        runner = TailRunner(ranked.model, calib)
+        modules = dict(ranked.model.named_modules())
+        curves, choices = {}, {}
+        for g in ranked.groups:
+            ks = _choices(g.channels, self.grid_step, self.min_channels)
+            w = modules[g.consumer].weight
+            variants = [_zero_columns(w, g.channels, ranked.order[g.name][k:]) for k in ks]
+            curves[g.name] = runner.distortions(g.consumer, variants, self.distortion).cpu().numpy()
+            choices[g.name] = ks
+        return curves, choices
+
+    def _fit_budget(self, allocate: Callable[[float], dict[str, int]], ranked: _RankedGroups,
+                    measure: Callable[[nn.Module], float] | None, fastest: float
+                    ) -> tuple[dict[str, int], float | None]:  # fmt: skip
+        """Return (kept channels per group, the pruned model's measured ms: None without ``measure``)."""
+        budget, measured, last, step = self.latency_budget_ms - self.base_ms, None, None, 0.0
+        for _ in range(self.calibrate_rounds):
+            kept = allocate(budget)
+            if measure is None:
+                break
+            measured = float(measure(ranked.shrunk_copy(kept)))
+            over = measured - self.latency_budget_ms
+            if over <= 0 or budget <= fastest:
+                break
+            # lower the budget by the overshoot; twice the last cut when the allocation did not move
+            step = 2.0 * step if kept == last else over
+            budget, last = max(fastest, budget - step), kept
+        return kept, measured
+
+
+def prune_channels(model: nn.Module, *, latency_fn: LatencyFn, calib: torch.Tensor,
+                   finetune: Callable[[nn.Module], None] | None = None,
+                   measure: Callable[[nn.Module], float] | None = None, **params) -> PruneResult:  # fmt: skip
+    """Deprecated: ``ChannelPruner(**params).prune(model, calib, latency_fn, ...)``, which this calls.
+
+    Kept for one release; ``params`` are ``ChannelPruner``'s (``latency_budget_ms``, ``method``, ...).
+    """
+    warnings.warn("nas.compress.prune.prune_channels() is deprecated and goes in the next release: use "
+                  "ChannelPruner(latency_budget_ms=..., base_ms=...).prune(model, calib, latency_fn, "
+                  "finetune=..., measure=...)", DeprecationWarning, stacklevel=2)  # fmt: skip
+    return ChannelPruner(**params).prune(model, calib, latency_fn, finetune=finetune, measure=measure)
