@@ -3,12 +3,12 @@
     ev = PruneEvaluator(TrainEvaluator("digits"), sparsity=0.9, method="dp")
     nas.run.search(space, evaluator=ev, objectives=["pruned_accuracy:max", "params:min"])
 
-Unstructured (default): layer-adaptive magnitude pruning (``nas.compress.prune.prune``) to a
+Unstructured (default): layer-adaptive magnitude pruning (``nas.compress.prune.Pruner``) to a
 fraction of prunable weights removed; it makes no CPU kernel faster, so ``latency_ms`` stays the
-dense model's. Structured (``structured=True``): channel pruning under a latency budget of
-``(1 - sparsity)`` x the dense model's latency. The DP's cost per channel group comes from the
-kernel latency predictor when this device has a profile (``nas.hardware.profile_path``; no timing
-during the allocation), from a latency table measured on this machine otherwise
+dense model's. Structured (``structured=True``): channel pruning (``ChannelPruner``) under a
+latency budget of ``(1 - sparsity)`` x the dense model's latency. The DP's cost per channel group
+comes from the kernel latency predictor when this device has a profile (``nas.hardware.profile_path``;
+no timing during the allocation), from a latency table measured on this machine otherwise
 (``latency="auto"``; ``"predicted"`` or ``"measured"`` forces one). Either way ``latency_ms`` is
 the pruned model's *measured* latency, timed interleaved with the dense one
 (``latency_ms_dense``); with the predictor, ``latency_ms_predicted`` stands beside it.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.compress.prune import METHODS, prune, prune_channels
+from nas.compress.prune import CHANNEL_METHODS, METHODS, ChannelPruner, Pruner
 from nas.compress.pruning.group_latency import (
     LatencyTable,
     latency_samples,
@@ -39,7 +39,6 @@ from nas.evaluate.train_evaluator import TrainEvaluator
 from nas.evaluate.train_loop import evaluate_model, train
 from nas.hardware.timing import cpu_threads
 
-STRUCTURED_METHODS = ("dp", "uniform")
 LATENCY_SOURCES = ("auto", "predicted", "measured")
 LATENCY_REPEATS = 15
 # Fine-tuning starts from a trained minimum: a from-scratch learning rate would throw it away.
@@ -109,7 +108,7 @@ class PruneEvaluator:
                 f"PruneEvaluator: base evaluator {getattr(self.base, 'name', self.base)!r} does not "
                 "train models (or, like 'quant', returns no dense weights); pruning needs a "
                 "TrainEvaluator, e.g. --dataset digits without --quantization")
-        methods = STRUCTURED_METHODS if self.structured else METHODS
+        methods = CHANNEL_METHODS if self.structured else METHODS
         if self.method not in methods:
             kind = "structured (channel)" if self.structured else "unstructured"
             raise CompressionError(f"PruneEvaluator: method {self.method!r} is unknown for "
@@ -158,8 +157,8 @@ class PruneEvaluator:
         if self.structured:
             result = self._prune_channels(model, seed, metrics, extra)
         else:
-            result = prune(model, sparsity=float(self.sparsity), method=self.method,
-                           calib=self._calib(), finetune=self._finetune(seed), seed=seed)
+            pruner = Pruner(float(self.sparsity), self.method)
+            result = pruner.prune(model, self._calib(), finetune=self._finetune(seed))
         metrics.update(self._measure(result))
         extra["prune_allocation"] = {k: float(v) for k, v in result.allocation.items()}
         extra["prune_method"] = result.method
@@ -239,10 +238,11 @@ class PruneEvaluator:
         extra["latency_budget_ms"] = max(budget, fastest)
         extra["latency_budget_clamped"] = budget < fastest
         extra["prune_latency_cost"] = source
-        result = prune_channels(model, latency_budget_ms=max(budget, fastest), latency_fn=latency_fn,
-                                base_ms=latency_fn.base_ms, calib=self._calib(), method=self.method,
-                                finetune=self._finetune(seed), measure=measure,
-                                calibrate_rounds=8 if source == "predictor" else 4)  # fmt: skip
+        # a predicted whole model costs no timing, so it affords more budget rounds than a timed one
+        pruner = ChannelPruner(max(budget, fastest), self.method, base_ms=latency_fn.base_ms,
+                               calibrate_rounds=8 if source == "predictor" else 4)  # fmt: skip
+        result = pruner.prune(model, self._calib(), latency_fn, finetune=self._finetune(seed),
+                              measure=measure)  # fmt: skip
         with cpu_threads(self._threads()):
             samples = latency_samples([model, result.model.eval()], example, LATENCY_REPEATS)
         dense_ms, pruned_ms = (float(np.median(s)) for s in samples)
