@@ -28,14 +28,14 @@ from torch import nn
 
 from nas.compress.prune import (
     METHODS,
+    ChannelPruner,
+    Pruner,
     additivity_report,
     channel_groups,
     distortion_curves,
     dp_allocate,
     measure_channel_latency,
     predicted_channel_latency,
-    prune,
-    prune_channels,
 )
 from nas.compress.pruning.group_latency import latency_samples
 from nas.compress.pruning.prunable import prunable_layers
@@ -47,6 +47,7 @@ from search_spaces import resnet, vgg
 PAPER_DP = {"max_layer_distortion": None, "min_kept_per_output": 0, "max_layer_damage": None}
 
 NARROW = ((8,), (16,), (32,))  # one width per stage: small enough to train here in a minute
+BATCH = 64  # training mini-batch
 
 
 def models() -> dict[str, nn.Module]:
@@ -61,17 +62,17 @@ def models() -> dict[str, nn.Module]:
     return {"resnet": rn.build(arch), "vgg": vg.build(varch)}
 
 
-def fit(model: nn.Module, x, y, *, epochs: int, lr: float, seed: int, batch: int = 64) -> None:
+def fit(model: nn.Module, x, y, *, epochs: int, lr: float, seed: int) -> None:
     """Train ``model`` in place with SGD + momentum and a cosine schedule (the masks stay)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    steps = epochs * ((len(y) + batch - 1) // batch)
+    steps = epochs * ((len(y) + BATCH - 1) // BATCH)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), batch):
-            idx = order[i : i + batch]
+        for i in range(0, len(y), BATCH):
+            idx = order[i : i + BATCH]
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -120,8 +121,7 @@ def unstructured(name, model, data, args) -> dict[str, np.ndarray]:
         cells, accs = [], {}
         for method in columns:
             extra = PAPER_DP if method == "dp-paper" else {}
-            res = prune(model, sparsity=s, method=method.split("-")[0], calib=calib, curves=curves,
-                        **extra)  # fmt: skip
+            res = Pruner(s, method.split("-")[0], **extra).prune(model, calib, curves=curves)
             before = accuracy(res.model, x_te, y_te)
             finetune(res.model)
             accs[method] = (before, accuracy(res.model, x_te, y_te))
@@ -182,10 +182,9 @@ def structured(name, model, data, args) -> None:
         results = {}
         for cost, (fn, measure) in costs.items():
             for method in ("dp", "uniform"):
-                results[(cost, method)] = prune_channels(
-                    model, latency_budget_ms=frac * fn.full_ms, latency_fn=fn, base_ms=fn.base_ms,
-                    calib=calib, method=method, measure=measure,
-                    calibrate_rounds=8 if cost == "predictor" else 4)  # fmt: skip
+                pruner = ChannelPruner(frac * fn.full_ms, method, base_ms=fn.base_ms,
+                                       calibrate_rounds=8 if cost == "predictor" else 4)  # fmt: skip
+                results[(cost, method)] = pruner.prune(model, calib, fn, measure=measure)
         runs = latency_samples([model] + [r.model for r in results.values()], example, args.repeats)
         dense_ms, *ms = [float(np.min(r)) for r in runs]
         for ((cost, method), res), measured in zip(results.items(), ms, strict=True):
@@ -217,8 +216,8 @@ def high_sparsity(name, model, data, args, curves) -> None:
     for s in args.iter_sparsities:
         accs = {}
         for label, kw in variants.items():
-            res = prune(model, sparsity=s, calib=calib, curves=curves, grid_step=args.grid,
-                        **{"method": "dp", **kw})  # fmt: skip
+            pruner = Pruner(s, **{"method": "dp", "grid_step": args.grid, **kw})
+            res = pruner.prune(model, calib, curves=curves)
             before = accuracy(res.model, x_te, y_te)
             fit(res.model, x_tr[: args.ft], y_tr[: args.ft], epochs=1, lr=args.ft_lr, seed=args.seed)
             accs[label] = (before, accuracy(res.model, x_te, y_te))
@@ -240,12 +239,9 @@ def iterative(name, model, data, args, curves) -> None:
 
     print(f"\niterative, {args.rounds} rounds (1 fine-tuning epoch after each): sparsity | dp | lamp")
     for s in args.iter_sparsities:
-        accs = [
-            accuracy(prune(model, sparsity=s, method=m, calib=calib, curves=curves,
-                           grid_step=args.grid, rounds=args.rounds, finetune=finetune).model,
-                     x_te, y_te)
-            for m in ("dp", "lamp")
-        ]  # fmt: skip
+        pruners = [Pruner(s, m, grid_step=args.grid, rounds=args.rounds) for m in ("dp", "lamp")]
+        accs = [accuracy(p.prune(model, calib, finetune=finetune, curves=curves).model, x_te, y_te)
+                for p in pruners]  # fmt: skip
         print(f"  {s:.2f} | {accs[0]:.4f} | {accs[1]:.4f} | dp - lamp {100 * (accs[0] - accs[1]):+.2f} pt",
               flush=True)  # fmt: skip
 
