@@ -24,10 +24,11 @@ from nas.cli.common import (
 from nas.errors import NasError
 from nas.results.weights import trial_weights
 from nas.space import Architecture
-from nas.store import Store, StudyRecord, TrialRecord
+from nas.store import StudyRecord, TrialRecord
 
 if TYPE_CHECKING:  # imported where it is used: torch loads only when a pruning runs
     from nas.evaluate.train_evaluator import TrainEvaluator
+    from nas.store import Store
 
 PRUNE_HELP = (
     "Prune a trial's trained model and print its validation accuracy, sparsity and per-layer "

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_PRUNE = ("PruneResult", "additivity", "distortion_curves", "dp_allocate", "make_permanent", "prune",
-          "prune_channels")
+_PRUNE = ("CHANNEL_METHODS", "ChannelPruner", "PruneResult", "Pruner", "additivity", "distortion_curves",
+          "dp_allocate", "make_permanent", "prune", "prune_channels")
 _QUANTIZE = ("QuantBackend", "apply_policy", "default_backend", "int8_layers", "layer_precisions",
              "make_backend", "policy_options", "quantizable_layers", "torchscript_file_mb")
 _PUBLIC = {**dict.fromkeys(_PRUNE, "nas.compress.prune"),
