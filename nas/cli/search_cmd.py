@@ -21,7 +21,7 @@ EXAMPLE = """Examples:
   nas search search_spaces.convnet:space --dataset digits --budget 20 --epochs 8
 
   nas search my_space.py:space --space-arg width=32 --searcher random --objective accuracy:max
-      --constraint params<=50000 --workers 2 --db results.db --study mine
+      --constraint 'params<=50000' --workers 2 --db results.db --study mine
 
   nas search search_spaces.nb201:space --dataset nb201-cifar10 --budget 100
 """
