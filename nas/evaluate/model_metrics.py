@@ -7,8 +7,6 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-LATENCY_UNAVAILABLE = "hardware.measure_latency not yet available"
-
 
 def count_params(model: nn.Module) -> int:
     """Return the number of parameters (trainable or not; shared ones once; buffers excluded)."""
@@ -109,22 +107,6 @@ def _flat_tensors(prefix: str, value) -> Iterator[tuple[str, torch.Tensor]]:
     elif isinstance(value, tuple | list):
         for i, v in enumerate(value):
             yield from _flat_tensors(f"{prefix}.{i}", v)
-
-
-def measure_latency_ms(
-    model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, device: str = "cpu",
-    threads: int | None = None,
-) -> float:
-    """Return the median latency in ms measured by ``hardware.measure_latency``.
-
-    Raises ``ImportError`` with ``LATENCY_UNAVAILABLE`` while the hardware package lacks it.
-    """
-    try:
-        from nas.hardware.timing import measure_latency  # lazy: nas.hardware is an optional sibling
-    except ImportError as e:
-        raise ImportError(LATENCY_UNAVAILABLE) from e
-    return float(measure_latency(model, input_shape, batch_size=batch_size, device=device,
-                                 threads=threads))
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -32,9 +32,11 @@ from nas.compress.quantize import (
 )
 from nas.errors import CompressionError, EvaluationError
 from nas.evaluate.base import EpochCallback, EvalResult
-from nas.evaluate.model_metrics import count_flops, count_params, measure_latency_ms, model_size_mb
+from nas.evaluate.model_metrics import count_flops, count_params, model_size_mb
 from nas.evaluate.train_evaluator import TrainEvaluator
 from nas.evaluate.train_loop import evaluate_model
+from nas.hardware import DEFAULT_THREADS
+from nas.hardware.timing import measure_latency
 from nas.space import Architecture, Space
 
 QUANT_PREFIX = "quant"
@@ -205,9 +207,9 @@ class QuantEvaluator:
                    "flops": float(count_flops(model, splits.input_shape)),
                    "size_mb": model_size_mb(qmodel)}
         if self.measure_latency:
-            metrics["latency_ms"] = measure_latency_ms(
+            metrics["latency_ms"] = measure_latency(
                 qmodel, splits.input_shape, batch_size=self.latency_batch, device=dev,
-                threads=getattr(self.base, "latency_threads", None))
+                threads=getattr(self.base, "latency_threads", DEFAULT_THREADS))
         return metrics
 
 

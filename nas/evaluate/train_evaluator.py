@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable, Mapping
 
 import torch
@@ -13,10 +12,10 @@ from nas.evaluate.datasets import DataSplits, load_dataset
 from nas.evaluate.model_metrics import (
     count_flops,
     count_params,
-    measure_latency_ms,
     model_size_mb,
 )
 from nas.evaluate.train_loop import TrainConfig, train
+from nas.hardware.timing import measure_latency
 
 
 class TrainEvaluator:
@@ -122,15 +121,8 @@ class TrainEvaluator:
         }
         extra: dict[str, object] = {"epochs": config.epochs, "device": config.device}
         if self.measure_latency:
-            try:
-                metrics["latency_ms"] = measure_latency_ms(
-                    model, splits.input_shape, batch_size=self.latency_batch,
-                    device=config.device, threads=self.latency_threads,
-                )
-            except ImportError as e:
-                # Say so loudly but keep the trial: every other metric is good.
-                warnings.warn(f"latency_ms not measured: {e}", RuntimeWarning, stacklevel=2)
-                extra["latency_ms_missing"] = str(e)
+            metrics["latency_ms"] = measure_latency(model, splits.input_shape, batch_size=self.latency_batch,
+                                                    device=config.device, threads=self.latency_threads)
         return EvalResult(
             metrics=metrics, curve=result.curve, state_dict=result.state_dict, extra=extra
         )

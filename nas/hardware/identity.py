@@ -17,6 +17,11 @@ import torch
 
 from nas.errors import HardwareError
 
+# CPU threads of measurements, profiles and predictions unless told otherwise: one thread is the
+# steadiest figure on a shared machine, and a measurement compares with a prediction only at the
+# thread count the profile was made with.
+DEFAULT_THREADS = 1
+
 
 @dataclass
 class DeviceIdentity:

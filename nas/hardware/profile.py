@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import HardwareError
-from nas.hardware.identity import DeviceIdentity, identify
+from nas.hardware.identity import DEFAULT_THREADS, DeviceIdentity, identify
 
 FORMAT_VERSION = 1
 # Profiles that ship with nas: read, never written (a user's `nas profile` must not overwrite them).
@@ -41,7 +41,7 @@ def default_profile_path(device_id: str) -> Path:
     return user_profiles_dir() / f"{device_id}.json"
 
 
-def profile_path(device: str = "cpu", threads: int | None = None) -> Path:
+def profile_path(device: str = "cpu", threads: int | None = DEFAULT_THREADS) -> Path:
     """Return this device's profile: the user's, else a shipped one, else where `nas profile` saves it."""
     return default_profile_path(identify(device, threads).device_id)
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nas.errors import HardwareError
+from nas.hardware.identity import DEFAULT_THREADS
 
 Runnable = nn.Module | Callable[..., Any]
 Shape = tuple[int, ...]
@@ -155,13 +156,14 @@ def _inputs(model: Runnable, input_shape: Shape | tuple[torch.Tensor, ...], batc
 
 def measure(model: Runnable, input_shape: Shape | tuple[torch.Tensor, ...], *,
             batch_size: int = 1, device: str = "cpu", dtype: torch.dtype = torch.float32,
-            warmup: int = 5, repeats: int = 30, threads: int | None = None,
+            warmup: int = 5, repeats: int = 30, threads: int | None = DEFAULT_THREADS,
             min_sample_ms: float = 0.2, clock: str = "auto") -> Timing:
     """Return the Timing (median, IQR, samples in ms) of `model` on a random batch.
 
     `input_shape` excludes the batch dimension; a tuple of tensors is used as the inputs as-is.
-    `clock="auto"` times this thread's CPU time when one CPU thread is used (immune to other
-    processes on a shared machine), else wall time.
+    On CPU `threads` intra-op threads are used (`DEFAULT_THREADS`, as profiles and predictions
+    are made; None keeps torch's current count). `clock="auto"` times this thread's CPU time when
+    one CPU thread is used (immune to other processes on a shared machine), else wall time.
     """
     if repeats < 1:
         raise HardwareError(f"repeats={repeats} is invalid; it must be at least 1")
@@ -178,7 +180,7 @@ def measure(model: Runnable, input_shape: Shape | tuple[torch.Tensor, ...], *,
 
 def measure_latency(model: Runnable, input_shape: Shape, *, batch_size: int = 1,
                     device: str = "cpu", dtype: torch.dtype = torch.float32, warmup: int = 5,
-                    repeats: int = 30, threads: int | None = None,
+                    repeats: int = 30, threads: int | None = DEFAULT_THREADS,
                     clock: str = "auto") -> float:
     """Return the median latency in ms of one forward pass of `model` at `batch_size`."""
     return measure(model, input_shape, batch_size=batch_size, device=device, dtype=dtype,
@@ -188,7 +190,7 @@ def measure_latency(model: Runnable, input_shape: Shape, *, batch_size: int = 1,
 def compare_interleaved(models: Mapping[str, Runnable],
                         input_shape: Shape | Mapping[str, Shape], *, batch_size: int = 1,
                         device: str = "cpu", dtype: torch.dtype = torch.float32,
-                        warmup: int = 3, repeats: int = 20, threads: int | None = None,
+                        warmup: int = 3, repeats: int = 20, threads: int | None = DEFAULT_THREADS,
                         min_sample_ms: float = 0.2, clock: str = "auto",
                         warm_turn: bool = True) -> dict[str, Timing]:
     """Return a Timing per model, sampled round-robin so that machine noise hits all alike.

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import HardwareError
-from nas.hardware.identity import identify
+from nas.hardware.identity import DEFAULT_THREADS, identify
 from nas.hardware.profile import DeviceProfile
 from nas.kernels.kernel import Kernel
 from nas.kernels.model import KernelLatencyModel
@@ -62,7 +62,7 @@ def check_budget(time_budget_s: float, repeats: int) -> None:
 
 def profile_float(models: Sequence[Any], *, device: str = "cpu",
                   batch_sizes: Sequence[int] = (1, 32), time_budget_s: float = 120.0,
-                  progress: Progress | None = None, threads: int | None = None,
+                  progress: Progress | None = None, threads: int | None = DEFAULT_THREADS,
                   whole_models: int = 8, seed: int = 0, repeats: int = 5) -> DeviceProfile:
     """Return a DeviceProfile of fp32 `models`: their kernels, adaptive extra samples and a few
     whole models.

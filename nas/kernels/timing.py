@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from nas.errors import HardwareError
-from nas.hardware.identity import identify
+from nas.hardware.identity import DEFAULT_THREADS, identify
 from nas.hardware.timing import compare_interleaved, measure
 from nas.kernels.build import BUILDABLE, build_kernel
 from nas.kernels.kernel import Kernel
@@ -50,9 +50,9 @@ def as_kernel(obj: Kernel | dict[str, Any]) -> Kernel:
                         "{'kind': ..., 'config': {...}}")
 
 
-def time_kernel(kernel: Kernel, batch_size: int, *, device: str = "cpu", threads: int | None = None,
-                repeats: int = 5, support: KernelSupport = FLOAT_SUPPORT
-                ) -> tuple[float, float, int] | None:
+def time_kernel(kernel: Kernel, batch_size: int, *, device: str = "cpu",
+                threads: int | None = DEFAULT_THREADS, repeats: int = 5,
+                support: KernelSupport = FLOAT_SUPPORT) -> tuple[float, float, int] | None:
     """Return (median ms, IQR ms, samples) of `kernel` run standalone, or None if it cannot run."""
     try:
         mod, xs = support.build(kernel, batch_size)
@@ -65,7 +65,7 @@ def time_kernel(kernel: Kernel, batch_size: int, *, device: str = "cpu", threads
 
 def profile_kernels(kernel_configs: Iterable[Kernel | dict[str, Any]], *, device: str = "cpu",
                     batch_sizes: Sequence[int] = (1, 32), time_budget_s: float | None = None,
-                    progress: Progress | None = None, threads: int | None = None,
+                    progress: Progress | None = None, threads: int | None = DEFAULT_THREADS,
                     repeats: int = 5, seed: int | None = None,
                     support: KernelSupport = FLOAT_SUPPORT) -> list[dict[str, Any]]:
     """Return measurement rows (store `measurements` columns) of standalone kernels.
@@ -113,7 +113,7 @@ def model_entry(item: Any) -> tuple[str | None, nn.Module, tuple[int, ...]]:
 
 
 def measure_models(models: Sequence[Any], *, device: str = "cpu",
-                   batch_sizes: Sequence[int] = (1, 32), threads: int | None = None,
+                   batch_sizes: Sequence[int] = (1, 32), threads: int | None = DEFAULT_THREADS,
                    repeats: int = 5, time_budget_s: float | None = None,
                    support: KernelSupport = FLOAT_SUPPORT) -> list[dict[str, Any]]:
     """Return whole-model rows {name, batch_size, median_ms, iqr_ms, repeats, kernel_sum_ms,

@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from nas.errors import HardwareError
+from nas.hardware.identity import DEFAULT_THREADS
 from nas.hardware.profile import DeviceProfile
 from nas.kernels.kernel import Kernel
 from nas.kernels.timing import Progress, measure_models, model_entry, profile_kernels, time_kernel
@@ -52,7 +53,7 @@ def quantized_models(models: Sequence[Any], policies: int = 2,
 
 def profile_int8(models: Sequence[Any], *, device: str = "cpu",
                  batch_sizes: Sequence[int] = (1, 32), time_budget_s: float = 60.0,
-                 progress: Progress | None = None, threads: int | None = None,
+                 progress: Progress | None = None, threads: int | None = DEFAULT_THREADS,
                  whole_models: int = 8, policies: int = 2, seed: int = 0, repeats: int = 5
                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (kernel rows, whole-model rows) of int8 kernels and fp32<->int8 transitions.

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nas.errors import HardwareError
+from nas.hardware.identity import DEFAULT_THREADS
 from nas.hardware.profile import DeviceProfile
 from nas.kernels.profiling import check_budget, profile_float
 from nas.kernels.timing import Progress
@@ -22,7 +23,7 @@ INT8_SHARE = 0.4  # of the time budget, when int8 is profiled too
 
 def profile_device(models: Sequence[Any], *, device: str = "cpu",
                    batch_sizes: Sequence[int] = (1, 32), time_budget_s: float = 120.0,
-                   progress: Progress | None = None, threads: int | None = None,
+                   progress: Progress | None = None, threads: int | None = DEFAULT_THREADS,
                    whole_models: int = 8, seed: int = 0,
                    precisions: Sequence[str] = ("fp32",), repeats: int = 5) -> DeviceProfile:
     """Return a DeviceProfile: model kernels, adaptive extra samples and a few whole models.

@@ -64,7 +64,7 @@ def test_trained_candidates_are_measured_with_the_requested_threads():
     ev = TrainEvaluator("digits")
     assert ev.latency_threads == 1 and ev.describe()["latency_threads"] == 1
     before = torch.get_num_threads()
-    from nas.evaluate.model_metrics import measure_latency_ms
+    from nas.hardware import measure_latency
 
-    ms = measure_latency_ms(torch.nn.Linear(64, 10), (64,), threads=1)
+    ms = measure_latency(torch.nn.Linear(64, 10), (64,), threads=1)
     assert ms > 0 and torch.get_num_threads() == before  # fixed while measuring, then restored

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from nas.errors import HardwareError
-from nas.hardware import compare_interleaved, measure, measure_latency
+from nas.hardware import DEFAULT_THREADS, compare_interleaved, measure, measure_latency, profile_path
 
 
 class _ThreadProbe(nn.Module):
@@ -79,3 +79,29 @@ def test_cuda_timing_with_events():
     res = compare_interleaved({"a": nn.Conv2d(64, 64, 3), "b": nn.Conv2d(64, 256, 3)},
                               (64, 64, 64), batch_size=32, device="cuda", repeats=10)
     assert res["b"].median_ms > res["a"].median_ms
+
+
+class _ThreadSpy(nn.Module):
+    """Records the intra-op thread count in force at each forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.add(torch.get_num_threads())
+        return x * 2
+
+
+def test_measurements_default_to_the_thread_count_of_profiles_and_predictions():
+    spy, before = _ThreadSpy(), torch.get_num_threads()
+    torch.set_num_threads(2)  # a caller's own setting must not leak into a default measurement
+    try:
+        measure_latency(spy, (4,), warmup=1, repeats=3)
+        compare_interleaved({"spy": spy}, (4,), warmup=1, repeats=2)
+        assert spy.seen == {DEFAULT_THREADS} == {1}
+        # the profile a default prediction loads was made at that thread count
+        assert f"-{DEFAULT_THREADS}t-" in profile_path("cpu").name
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
