@@ -18,7 +18,7 @@ PACKAGES = ("nas", "search_spaces")
 # Bottom to top, as docs/architecture.md lists them: a module may import its own layer and those
 # below. The longest matching prefix names a module's layer.
 LAYERS = [
-    ("core", ["nas", "nas.errors", "nas.objectives", "nas.deprecated_paths"]),
+    ("core", ["nas", "nas.errors", "nas.objectives", "nas.deprecated_paths", "nas.lazy"]),
     ("language", ["nas.space.hyper", "nas.space.nodes", "nas.space.symbolic", "nas.space.graph",
                   "nas.space.layers", "nas.space.walk", "nas.space.precision", "nas.space.architecture"]),
     ("compile", ["nas.compile"]),

@@ -6,8 +6,7 @@ does not pull in the pruning stack and the latency kernels it uses.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nas.lazy import lazy_attributes
 
 _PRUNE = ("CHANNEL_METHODS", "ChannelPruner", "PruneResult", "Pruner", "additivity", "distortion_curves",
           "dp_allocate", "make_permanent", "prune", "prune_channels")
@@ -17,8 +16,4 @@ _PUBLIC = {**dict.fromkeys(_PRUNE, "nas.compress.prune"),
            **dict.fromkeys(_QUANTIZE, "nas.compress.quantize")}
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'nas.compress' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

@@ -18,8 +18,7 @@ use, so importing the package costs nothing (sklearn loads with `KernelLatencyMo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nas.lazy import lazy_attributes
 
 _PUBLIC = {
     "Kernel": "nas.kernels.kernel",
@@ -38,8 +37,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'nas.kernels' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

@@ -15,8 +15,7 @@ importing the package pulls in neither scikit-learn nor the profilers.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nas.lazy import lazy_attributes
 
 _PUBLIC = {
     "LatencyPredictor": "nas.predictors.latency",
@@ -39,8 +38,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'nas.predictors' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

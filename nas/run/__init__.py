@@ -6,14 +6,9 @@ loaded on first use, so that `nas --help` and the store's readers never import t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nas.lazy import lazy_attributes
 
 _PUBLIC = {"search": "nas.run.loop", "StudyResult": "nas.run.loop", "Progress": "nas.run.loop"}
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'nas.run' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

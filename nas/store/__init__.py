@@ -13,9 +13,7 @@ child drops the connections it inherited and opens its own.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from nas.lazy import lazy_attributes
 from nas.store.records import StudyRecord, StudySpec, TrialRecord, TrialState
 
 # SQLAlchemy is imported on first use of these, so that `nas --help` and the records stay light
@@ -23,8 +21,4 @@ _LAZY = {"Store": "nas.store.store", "upgrade": "nas.store.db"}
 
 __all__ = ["Store", "StudyRecord", "StudySpec", "TrialRecord", "TrialState", "upgrade"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nas.store' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
