@@ -12,6 +12,7 @@ from nas.cli.common import DB_HELP, console, fmt, metric_columns, open_store, pr
 from nas.errors import NasError
 from nas.objectives import parse_constraints, parse_objectives
 from nas.references import absolute_ref, load_space_and_args, parse_kv
+from nas.search import check_searcher
 
 if TYPE_CHECKING:
     from nas.run import Progress as LoopProgress
@@ -42,9 +43,9 @@ def search_command(
     searcher: Annotated[str, typer.Option(help="random | mcts | smbo | evolution | nsga2 | linas | "
                                                 "optuna:<sampler> (tpe, gp, cmaes, nsga2, ...)")] = "random",
     searcher_arg: Annotated[list[str], typer.Option(help="searcher setting, key=value")] = [],
-    budget: Annotated[int, typer.Option(help="number of architectures to evaluate")] = 20,
-    epochs: Annotated[int, typer.Option(help="training epochs per architecture")] = 10,
-    batch_size: Annotated[int, typer.Option(help="training batch size")] = 64,
+    budget: Annotated[int, typer.Option(min=1, help="number of architectures to evaluate")] = 20,
+    epochs: Annotated[int, typer.Option(min=1, help="training epochs per architecture")] = 10,
+    batch_size: Annotated[int, typer.Option(min=1, help="training batch size")] = 64,
     lr: Annotated[float, typer.Option(help="learning rate")] = 0.05,
     optimizer: Annotated[str, typer.Option(help="sgd | adam | adamw")] = "sgd",
     max_train: Annotated[int | None, typer.Option(help="subsample the training set")] = None,
@@ -54,14 +55,14 @@ def search_command(
     db: Annotated[str, typer.Option(help=DB_HELP)] = "nas.db",
     study: Annotated[str | None, typer.Option(help="study name (default: space-searcher-seed)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the searcher and of training")] = 0,
-    workers: Annotated[int, typer.Option(help="worker processes evaluating in parallel")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes evaluating in parallel")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="continue an existing study")] = False,
     latency: Annotated[str, typer.Option(
         help="predicted (from this device's profile, see nas profile) | measured: how latency_ms "
              "objectives and constraints are evaluated; the final front is always measured")] = "predicted",
-    latency_batch: Annotated[int, typer.Option(help="batch size of latency figures")] = 1,
+    latency_batch: Annotated[int, typer.Option(min=1, help="batch size of latency figures")] = 1,
     latency_threads: Annotated[int, typer.Option(
-        help="CPU threads of latency figures (measured, and the profile predicted from): 1 is the "
+        min=1, help="CPU threads of latency figures (measured, and the profile predicted from): 1 is the "
              "steadiest on a shared machine; match how the model will be served")] = 1,
     profile: Annotated[str | None, typer.Option(help="device profile JSON (default: this device's)")] = None,
     prune: Annotated[float | None, typer.Option(
@@ -74,13 +75,14 @@ def search_command(
         help="none | per-layer | global: search a precision per layer (int8 on CPU, fp16/bf16 on GPU) "
              "with the architecture, quantized after training (SimQ-NAS)")] = "none",
 ) -> None:
+    objs, cons = parse_objectives(objective), parse_constraints(constraint)  # before anything loads
+    check_searcher(searcher)
     # torch and the search stack load only once a search runs: `nas --help` and the readers stay quick
     from nas.evaluate import TrainConfig
     from nas.run import search
     from nas.run.assemble import StudySettings, assemble, base_evaluator, quantization_arg
     from nas.run.latency_source import uses_latency
 
-    objs, cons = parse_objectives(objective), parse_constraints(constraint)  # before anything loads
     objectives, constraints = [str(o) for o in objs], [str(c) for c in cons]
     settings = StudySettings(
         dataset=dataset, data_dir=data_dir, max_train=max_train, quantization=quantization, prune=prune,

@@ -27,13 +27,18 @@ def available() -> list[str]:
     return sorted(SEARCHERS)
 
 
+def check_searcher(name: str) -> None:
+    """Raise SearchError unless `name` names a searcher; imports nothing, so a CLI checks it first."""
+    if name.partition(":")[0] not in SEARCHERS:
+        raise SearchError(f"unknown searcher {name!r}; valid: {', '.join(available())}")
+
+
 def make_searcher(name: str, space: Space, objectives: Sequence[str], *, seed: int = 0,
                   constraints: Sequence[str] = (), estimate: Estimator | None = None,
                   **settings: Any) -> Searcher:
     """Return a new searcher by name (e.g. random, mcts, smbo, evolution, nsga2, optuna:tpe)."""
+    check_searcher(name)
     base, _, variant = name.partition(":")
-    if base not in SEARCHERS:
-        raise SearchError(f"unknown searcher {name!r}; valid: {', '.join(available())}")
     module, _, cls_name = SEARCHERS[base].partition(":")
     cls = getattr(importlib.import_module(module), cls_name)
     if variant:
@@ -41,4 +46,5 @@ def make_searcher(name: str, space: Space, objectives: Sequence[str], *, seed: i
     return cls(space, objectives, seed=seed, constraints=constraints, estimate=estimate, **settings)
 
 
-__all__ = ["Estimator", "Observation", "Searcher", "SEARCHERS", "available", "make_searcher"]
+__all__ = ["Estimator", "Observation", "Searcher", "SEARCHERS", "available", "check_searcher",
+           "make_searcher"]
