@@ -81,20 +81,8 @@ def test_cuda_timing_with_events():
     assert res["b"].median_ms > res["a"].median_ms
 
 
-class _ThreadSpy(nn.Module):
-    """Records the intra-op thread count in force at each forward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[int] = set()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.add(torch.get_num_threads())
-        return x * 2
-
-
 def test_measurements_default_to_the_thread_count_of_profiles_and_predictions():
-    spy, before = _ThreadSpy(), torch.get_num_threads()
+    spy, before = _ThreadProbe(), torch.get_num_threads()
     torch.set_num_threads(2)  # a caller's own setting must not leak into a default measurement
     try:
         measure_latency(spy, (4,), warmup=1, repeats=3)
