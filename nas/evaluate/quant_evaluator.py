@@ -35,7 +35,6 @@ from nas.evaluate.base import EpochCallback, EvalResult
 from nas.evaluate.model_metrics import count_flops, count_params, model_size_mb
 from nas.evaluate.train_evaluator import TrainEvaluator
 from nas.evaluate.train_loop import evaluate_model
-from nas.hardware import DEFAULT_THREADS
 from nas.hardware.timing import measure_latency
 from nas.space import Architecture, Space
 
@@ -209,7 +208,7 @@ class QuantEvaluator:
         if self.measure_latency:
             metrics["latency_ms"] = measure_latency(
                 qmodel, splits.input_shape, batch_size=self.latency_batch, device=dev,
-                threads=getattr(self.base, "latency_threads", DEFAULT_THREADS))
+                threads=self.base.latency_threads)
         return metrics
 
 

@@ -15,6 +15,7 @@ from nas.evaluate.model_metrics import (
     model_size_mb,
 )
 from nas.evaluate.train_loop import TrainConfig, train
+from nas.hardware import DEFAULT_THREADS
 from nas.hardware.timing import measure_latency
 
 
@@ -39,7 +40,7 @@ class TrainEvaluator:
         data_dir: str | None = None,
         config: TrainConfig = TrainConfig(),
         latency_batch: int = 1,
-        latency_threads: int | None = 1,
+        latency_threads: int | None = DEFAULT_THREADS,
         measure_latency: bool = True,
         max_train: int | None = None,
         data_seed: int = 0,

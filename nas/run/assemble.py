@@ -21,7 +21,7 @@ from typing import Any
 
 from nas.errors import EvaluationError, NasError, SearchError
 from nas.evaluate import DeclaresMetrics, Evaluator, TrainConfig, make_evaluator
-from nas.hardware import profile_path
+from nas.hardware import DEFAULT_THREADS, profile_path
 from nas.objectives import Constraint, Objective, parse_constraints, parse_objectives
 from nas.run.latency_source import LatencyModel, PredictedLatency, uses_latency
 from nas.space import Architecture, Space
@@ -44,7 +44,7 @@ class StudySettings:
     prune_structured: bool = False
     latency: str = "predicted"
     latency_batch: int = 1
-    latency_threads: int = 1
+    latency_threads: int = DEFAULT_THREADS
     profile: str | None = None
 
     @property
